@@ -1,0 +1,64 @@
+/* alloc.c - checked and aligned allocation (see alloc.h). */
+#include "base/alloc.h"
+
+#include "base/error.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+void *bmfm_malloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) bmfm_error_set(BMFM_E_NOMEM, "out of memory allocating %zu bytes", n);
+    return p;
+}
+
+void *bmfm_calloc(size_t count, size_t size) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) bmfm_error_set(BMFM_E_NOMEM, "out of memory allocating %zu x %zu bytes", count, size);
+    return p;
+}
+
+void *bmfm_realloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) bmfm_error_set(BMFM_E_NOMEM, "out of memory reallocating %zu bytes", n);
+    return q;
+}
+
+void *bmfm_aligned_alloc(size_t n) {
+    size_t rounded = (n + BMFM_ALIGN - 1) / BMFM_ALIGN * BMFM_ALIGN;
+    void *p = NULL;
+    if (rounded == 0) rounded = BMFM_ALIGN;
+    if (posix_memalign(&p, BMFM_ALIGN, rounded) != 0) {
+        bmfm_error_set(BMFM_E_NOMEM, "out of memory allocating %zu aligned bytes", n);
+        return NULL;
+    }
+    memset(p, 0, rounded);
+    return p;
+}
+
+void bmfm_aligned_free(void *p) { free(p); }
+
+char *bmfm_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = bmfm_malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+int bmfm_grow(void **items, size_t *cap, size_t need, size_t item_size) {
+    if (need <= *cap) return 0;
+    size_t ncap = *cap ? *cap : 16;
+    while (ncap < need) {
+        if (ncap > SIZE_MAX / 2 / item_size) {
+            bmfm_error_set(BMFM_E_NOMEM, "array of %zu items is too large", need);
+            return -1;
+        }
+        ncap *= 2;
+    }
+    void *p = bmfm_realloc(*items, ncap * item_size);
+    if (!p) return -1;
+    *items = p;
+    *cap = ncap;
+    return 0;
+}
