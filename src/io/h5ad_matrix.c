@@ -169,6 +169,7 @@ done:
 bmfm_status bmfm_h5_matrix_open(hid_t file, const char *file_name, const char *loc, bmfm_h5_matrix *m) {
     memset(m, 0, sizeof *m);
     m->file = file_name;
+    m->block = BMFM_H5_BLOCK;
     snprintf(m->loc, sizeof m->loc, "%s", loc);
     H5O_type_t t = bmfm_h5_obj_type(file, loc);
     bmfm_status st;
@@ -282,10 +283,10 @@ static bmfm_status read_csc(bmfm_h5_matrix *m, int64_t b, int64_t e, bmfm_csr *o
     snprintf(fd, sizeof fd, "%s/data", m->loc);
     BMFM_TRY(bmfm_csr_reserve(out, n, 0));
     for (int64_t c0 = 0; c0 < m->n_vars;) {
-        /* a block of whole columns holding at most BMFM_H5_BLOCK entries
+        /* a block of whole columns holding at most m->block entries
          * (or a single larger column) */
         int64_t c1 = c0 + 1;
-        while (c1 < m->n_vars && m->major_ptr[c1 + 1] - m->major_ptr[c0] <= BMFM_H5_BLOCK) c1++;
+        while (c1 < m->n_vars && m->major_ptr[c1 + 1] - m->major_ptr[c0] <= m->block) c1++;
         int64_t s = m->major_ptr[c0], cnt = m->major_ptr[c1] - s;
         BMFM_TRY(grow_scratch(m, (size_t)cnt));
         BMFM_TRY(bmfm_h5_read_range(m->d_indices, H5T_NATIVE_INT64, s, cnt, m->ibuf, m->file, fi));
@@ -325,7 +326,7 @@ static bmfm_status read_csc(bmfm_h5_matrix *m, int64_t b, int64_t e, bmfm_csr *o
 
 static bmfm_status read_dense(bmfm_h5_matrix *m, int64_t b, int64_t e, bmfm_csr *out) {
     int64_t n = e - b, nnz = 0;
-    int64_t step = m->n_vars > 0 ? BMFM_H5_BLOCK / m->n_vars : n;
+    int64_t step = m->n_vars > 0 ? m->block / m->n_vars : n;
     if (step < 1) step = 1;
     BMFM_TRY(bmfm_csr_reserve(out, n, 0));
     out->indptr[0] = 0;
