@@ -31,7 +31,7 @@ M = X.T.tocoo()
 if isint:
     M = sp.coo_matrix((M.data.astype(np.int64), (M.row, M.col)), shape=M.shape)
 mpath = os.path.join(out, "matrix.mtx")
-scipy.io.mmwrite(mpath, M, field="integer" if isint else "real")
+scipy.io.mmwrite(mpath, M, field="integer" if isint else "real", precision=9)  # 9 digits round-trip float32
 ids = [f"ENSG{i:011d}" for i in range(a.n_vars)]
 names = list(a.var_names)
 fname = "genes.tsv" if legacy else "features.tsv"
