@@ -169,7 +169,16 @@ bmfm_status bmfm_token_vocab_load(const char *path, bmfm_token_vocab *out) {
     }
     const char *p = text;
     while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-    if (*p == '{' || *p == '[') {
+    /* vocab.txt starts with "[UNK]" or "[PAD]": the name decides first, then
+     * whether the text parses as JSON at all */
+    int is_txt = ends_with(file, ".txt") || ends_with(file, ".txt.gz") || ends_with(file, ".tsv");
+    int is_json = ends_with(file, ".json") || ends_with(file, ".json.gz");
+    if (!is_txt && !is_json && (*p == '{' || *p == '[')) {
+        cJSON *probe = cJSON_Parse(p);
+        is_json = probe != NULL || *p == '{';
+        cJSON_Delete(probe);
+    }
+    if (is_json) {
         root = cJSON_Parse(p);
         if (!root) {
             const char *at = cJSON_GetErrorPtr();

@@ -101,7 +101,7 @@ res = {
     "mean": float(frac.mean()) if len(frac) else 0.0, "median": float(np.median(frac)) if len(frac) else 0.0,
     "min": float(frac.min()) if len(frac) else 0.0, "max": float(frac.max()) if len(frac) else 0.0,
     "total": float(tot.sum()), "covered": float(cov.sum()),
-    "top_unmatched": [names[g] for g in un[:top_n]],
+    "top_unmatched": [str(a.var_names[g]) for g in un[:top_n]],
     "top_totals": [float(gene_tot[g]) for g in un[:top_n]],
     "dup_vocab_genes": len(dups), "dup_dataset_genes": int(sum(dups.values())),
 }
