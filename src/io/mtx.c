@@ -84,9 +84,12 @@ static bmfm_status lr_next(line_reader *r, int *got) {
     }
     int errnum = Z_OK;
     const char *msg = gzerror(r->gz, &errnum);
-    if (errnum != Z_OK && errnum != Z_STREAM_END)
+    if (errnum != Z_OK && errnum != Z_STREAM_END) {
+        size_t pl = strlen(r->path); /* zlib prefixes its message with the path */
+        if (!strncmp(msg, r->path, pl) && !strncmp(msg + pl, ": ", 2)) msg += pl + 2;
         return bmfm_error_set(BMFM_E_INPUT, "%s: line %lld: file is truncated or corrupt (%s)", r->path,
                               (long long)r->lineno + 1, msg);
+    }
     if (n == 0) return BMFM_OK;
     r->lineno++;
     while (n > 0 && (r->buf[n - 1] == '\n' || r->buf[n - 1] == '\r')) r->buf[--n] = '\0';
