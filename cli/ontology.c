@@ -192,6 +192,8 @@ static int cmd_prune(const char *obo, const char *h5ad, const char *column, cons
            h5ad ? h5ad : labels_file, h5ad ? " column " : "", h5ad ? column : "");
     printf("mapped: %lld of %lld labels (%lld cells)\n", (long long)rep.n_mapped, (long long)rep.n_labels,
            (long long)rep.n_mapped_cells);
+    if (rep.n_replaced)
+        printf("  of which %lld obsolete, mapped through replaced_by\n", (long long)rep.n_replaced);
     printf("unknown: %lld labels (%lld cells)\n", (long long)rep.n_unknown, (long long)rep.n_unknown_cells);
     printf("unmapped: %lld labels (%lld cells)\n", (long long)rep.n_unmapped, (long long)rep.n_unmapped_cells);
     for (int64_t i = 0; i < rep.n_unmapped; i++)

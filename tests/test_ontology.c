@@ -177,7 +177,8 @@ static void test_label_mapping(void **state) {
         {"CD4-positive, alpha-beta T-lymphocyte", "CL:0000624", BMFM_LABEL_BY_SYNONYM},
         {"memory T lymphocyte", "CL:0000813", BMFM_LABEL_BY_SYNONYM},
         {"CL:0000337", "CL:0000031", BMFM_LABEL_BY_ALT_ID},   /* alt_id of neuroblast (sensu Vertebrata) */
-        {"CL:0000375", "CL:0007010", BMFM_LABEL_BY_ID},       /* obsolete -> replaced_by */
+        {"CL:0000375", "CL:0007010", BMFM_LABEL_REPLACED},    /* obsolete -> replaced_by */
+        {"obsolete osteoprogenitor cell", "CL:0007010", BMFM_LABEL_REPLACED},
         {"T cell", "CL:0000084", BMFM_LABEL_BY_NAME},
         {"regulatory T cell", "CL:0000815", BMFM_LABEL_BY_NAME},
     };
@@ -535,6 +536,20 @@ static void test_cli(void **state) {
     assert_string_equal(text, "CL:0000236\nCL:0000451\nCL:0000815\n");
     free(text);
     assert_int_equal(tu_capture(&out, "%s ontology prune %s --labels %s --strict", bin, obo, lab), 1);
+    free(out);
+    /* BMFM's 580 census ids against CL 2026: 9 obsolete, 7 of them replaced, 2 listed */
+    f = fopen(lab, "w");
+    FILE *v = fopen(tu_data("genes/bmfm_cellxgene_cell_type_vocabulary.txt"), "r");
+    char line[256];
+    while (fgets(line, sizeof line, v))
+        if (!strncmp(line, "CL:", 3)) fputs(line, f);
+    fclose(v);
+    fclose(f);
+    assert_int_equal(tu_capture(&out, "%s ontology prune %s --labels %s", bin, tu_data(CL_SIMPLE), lab), 0);
+    assert_non_null(strstr(out, "mapped: 578 of 580 labels"));
+    assert_non_null(strstr(out, "of which 7 obsolete, mapped through replaced_by"));
+    assert_non_null(strstr(out, "  unmapped: 'CL:0000212' (obsolete, 1 cells)"));
+    assert_non_null(strstr(out, "  unmapped: 'CL:0000055' (obsolete, 1 cells)"));
     free(out);
     /* bad input: exit 2 with a message naming the line */
     const char *bad = tu_scratch("bad.obo");
