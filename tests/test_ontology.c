@@ -396,7 +396,7 @@ static void test_decode_greedy_vs_argmax_threshold_rollup(void **state) {
     int64_t path[16], len;
     /* mass on A's leaves, each small; b alone is the largest leaf */
     for (int i = 1; i <= 5; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof id, "T:a%d", i);
         p[K_of(o, ls, id)] = 0.11;
     }
