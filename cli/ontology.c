@@ -6,6 +6,7 @@
 
 #include "base/alloc.h"
 #include "base/strmap.h"
+#include "io/dataset.h"
 #include "onto/labels.h"
 #include "onto/labelspace.h"
 #include "onto/ontology.h"
@@ -162,10 +163,29 @@ static bmfm_status labels_from_text(const char *path, label_set *s) {
 }
 
 static bmfm_status labels_from_h5ad(const char *path, const char *column, label_set *s) {
-    (void)column;
-    (void)s;
-    /* the h5ad reader (io/dataset.h) lands separately */
-    return bmfm_error_set(BMFM_E_UNSUPPORTED, "%s: h5ad input is not built yet; use --labels", path);
+    bmfm_dataset *ds = NULL;
+    bmfm_column c = {0};
+    bmfm_status st = bmfm_dataset_open(path, NULL, &ds);
+    if (!st) st = bmfm_dataset_obs_column(ds, column, &c);
+    if (!st && c.kind == BMFM_COL_CATEGORICAL) {
+        /* count codes once, then add each used category */
+        int64_t *cnt = bmfm_calloc((size_t)c.n_categories + 1, sizeof *cnt), missing = 0;
+        if (!cnt) st = BMFM_E_NOMEM;
+        for (int64_t i = 0; !st && i < c.n; i++) {
+            if (c.codes[i] >= 0 && c.codes[i] < c.n_categories) cnt[c.codes[i]]++;
+            else missing++;
+        }
+        for (int64_t k = 0; !st && k < c.n_categories; k++)
+            if (cnt[k]) st = label_set_add(s, c.categories[k], cnt[k]);
+        if (!st && missing) st = label_set_add(s, NULL, missing);
+        free(cnt);
+    } else if (!st) {
+        char buf[64];
+        for (int64_t i = 0; !st && i < c.n; i++) st = label_set_add(s, bmfm_column_text(&c, i, buf, sizeof buf), 1);
+    }
+    bmfm_column_free(&c);
+    if (ds) bmfm_dataset_close(ds);
+    return st;
 }
 
 static int cmd_prune(const char *obo, const char *h5ad, const char *column, const char *labels_file,

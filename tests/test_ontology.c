@@ -570,6 +570,44 @@ static void test_cli(void **state) {
     free(out);
 }
 
+static void test_cli_prune_h5ad(void **state) {
+    (void)state;
+    char *out = NULL;
+    const char *bin = tu_bmfm_bin(), *obo = tu_data(CL_BASIC);
+    assert_int_equal(tu_capture(&out, "%s ontology prune %s %s --column cell_type_ontology_term_id", bin, obo,
+                                tu_data("h5ad/bmfm_cellxgene_placenta_220.h5ad")),
+                     0);
+    printf("%s", out);
+    assert_non_null(strstr(out, "mapped: 22 of 22 labels (220 cells)"));
+    assert_non_null(strstr(out, ", 16 leaves\n"));
+    free(out);
+    /* the CL names column of the same file gives the same leaves, mapped by name */
+    const char *l1 = tu_scratch("leaves_ids.txt"), *l2 = tu_scratch("leaves_names.txt");
+    assert_int_equal(tu_capture(&out, "%s ontology prune %s %s --column cell_type_ontology_term_id --out %s", bin, obo,
+                                tu_data("h5ad/bmfm_cellxgene_placenta_220.h5ad"), l1),
+                     0);
+    free(out);
+    assert_int_equal(tu_capture(&out, "%s ontology prune %s %s --column cell_type --out %s", bin, obo,
+                                tu_data("h5ad/bmfm_cellxgene_placenta_220.h5ad"), l2),
+                     0);
+    assert_non_null(strstr(out, "mapped: 22 of 22 labels (220 cells)"));
+    free(out);
+    assert_int_equal(tu_system("cmp -s %s %s", l1, l2), 0);
+    /* Zheng's FACS names map to nothing: all listed, exit 2 */
+    assert_int_equal(tu_capture(&out, "%s ontology prune %s %s --column celltype", bin, obo,
+                                tu_data("h5ad/bmfm_zheng68k_165.h5ad")),
+                     2);
+    printf("%s", out);
+    assert_non_null(strstr(out, "unmapped: 11 labels (165 cells)"));
+    assert_non_null(strstr(out, "  unmapped: 'CD14+ Monocyte' (unmapped, 15 cells)"));
+    assert_non_null(strstr(out, "no label of"));
+    free(out);
+    assert_int_equal(tu_capture(&out, "%s ontology prune %s %s --column no_such_column", bin, obo,
+                                tu_data("h5ad/bmfm_zheng68k_165.h5ad")),
+                     2);
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dag_counts_match_oracle),
@@ -583,6 +621,7 @@ int main(void) {
         cmocka_unit_test(test_decode_greedy_vs_argmax_threshold_rollup),
         cmocka_unit_test(test_decode_on_real_ontology),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_cli_prune_h5ad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
