@@ -443,6 +443,18 @@ static void test_decode_greedy_vs_argmax_threshold_rollup(void **state) {
     assert_int_equal(bmfm_decode_rollup_coarse(o, c, coarse, 3), A); /* A and B equally deep: list order */
     int64_t only_b[] = {B};
     assert_int_equal(bmfm_decode_rollup_coarse(o, a3, only_b, 1), -1);
+    /* the batch decoder agrees with the single calls, from logits */
+    float zz[2 * 7];
+    for (int k2 = 0; k2 < 7; k2++) zz[k2] = (float)log(p[k2] > 0 ? p[k2] : 1e-30), zz[7 + k2] = 0;
+    zz[7 + K_of(o, ls, "T:c")] = 3;
+    bmfm_decode_call calls[2];
+    assert_int_equal(bmfm_decode_cells(ls, zz, 2, 0.5, calls), BMFM_OK);
+    assert_int_equal(calls[0].leaf_term, b);
+    assert_true(fabs(calls[0].leaf_prob - 0.4) < 1e-6);
+    assert_int_equal(calls[0].greedy_term, A);
+    assert_true(fabs(calls[0].greedy_mass - 0.6) < 1e-6);
+    assert_int_equal(calls[1].leaf_term, c); /* e^3/(e^3+6) = 0.77 on c, under both A and B */
+    assert_int_equal(calls[1].greedy_term, c);
     /* softmax of logits */
     float z[3] = {1, 2, 3};
     double q[3];
