@@ -366,7 +366,9 @@ static const char *TOY =
     "[Term]\nid: T:R\nname: root\n"
     "[Term]\nid: T:A\nname: alpha\nis_a: T:R\n"
     "[Term]\nid: T:B\nname: beta\nis_a: T:R\n"
-    "[Term]\nid: T:a1\nis_a: T:A\n[Term]\nid: T:a2\nis_a: T:A\n[Term]\nid: T:a3\nis_a: T:A\n"
+    "[Term]\nid: T:a1\nsynonym: \"shared\" EXACT []\nis_a: T:A\n"
+    "[Term]\nid: T:a2\nsynonym: \"Shared\" EXACT []\nsynonym: \"Alpha\" EXACT []\nis_a: T:A\n"
+    "[Term]\nid: T:a3\nis_a: T:A\n"
     "[Term]\nid: T:a4\nis_a: T:A\n[Term]\nid: T:a5\nis_a: T:A\n"
     "[Term]\nid: T:b\nname: bee\nis_a: T:B\n"
     "[Term]\nid: T:X\nname: x\nis_a: T:A\nis_a: T:B\n"
@@ -443,6 +445,27 @@ static void test_decode_greedy_vs_argmax_threshold_rollup(void **state) {
     assert_int_equal(bmfm_decode_rollup_coarse(o, c, coarse, 3), A); /* A and B equally deep: list order */
     int64_t only_b[] = {B};
     assert_int_equal(bmfm_decode_rollup_coarse(o, a3, only_b, 1), -1);
+    /* the batch decoder agrees with the single calls, from logits */
+    float zz[2 * 7];
+    for (int k2 = 0; k2 < 7; k2++) zz[k2] = (float)log(p[k2] > 0 ? p[k2] : 1e-30), zz[7 + k2] = 0;
+    zz[7 + K_of(o, ls, "T:c")] = 3;
+    bmfm_decode_call calls[2];
+    assert_int_equal(bmfm_decode_cells(ls, zz, 2, 0.5, calls), BMFM_OK);
+    assert_int_equal(calls[0].leaf_term, b);
+    assert_true(fabs(calls[0].leaf_prob - 0.4) < 1e-6);
+    assert_int_equal(calls[0].greedy_term, A);
+    assert_true(fabs(calls[0].greedy_mass - 0.6) < 1e-6);
+    assert_int_equal(calls[1].leaf_term, c); /* e^3/(e^3+6) = 0.77 on c, under both A and B */
+    assert_int_equal(calls[1].greedy_term, c);
+    /* a synonym of two terms is ambiguous; a name beats another term's synonym */
+    bmfm_label_index ix;
+    int64_t lt;
+    assert_int_equal(bmfm_label_index_build(o, &ix), BMFM_OK);
+    assert_int_equal(bmfm_label_map(&ix, "SHARED", &lt), BMFM_LABEL_AMBIGUOUS);
+    assert_int_equal(lt, -1);
+    assert_int_equal(bmfm_label_map(&ix, "alpha", &lt), BMFM_LABEL_BY_NAME);
+    assert_int_equal(lt, A);
+    bmfm_label_index_free(&ix);
     /* softmax of logits */
     float z[3] = {1, 2, 3};
     double q[3];
