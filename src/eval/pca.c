@@ -1,0 +1,361 @@
+/* pca.c - normalize_total + log1p + HVG + scale + exact PCA (see pca.h).
+ *
+ * Numerics follow scanpy so that HVG selection matches at the cut-off: the
+ * normalised value is float32(x / (total / median_total)), log1p and expm1 in
+ * float32 (numpy's float32 ufuncs call the same libm functions), gene means
+ * and variances accumulated in double as scanpy's _get_mean_var
+ * (var = (E[x^2] - E[x]^2) * n / (n - 1)).
+ */
+#include "eval/pca.h"
+
+#include "base/alloc.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* LAPACK from OpenBLAS (no lapacke.h on the system); gfortran hidden string lengths. */
+extern void dsyevr_(const char *jobz, const char *range, const char *uplo, const int *n, double *a,
+                    const int *lda, const double *vl, const double *vu, const int *il, const int *iu,
+                    const double *abstol, int *m, double *w, double *z, const int *ldz, int *isuppz,
+                    double *work, const int *lwork, int *iwork, const int *liwork, int *info, size_t,
+                    size_t, size_t);
+
+void bmfm_baseline_options_default(bmfm_baseline_options *o) {
+    memset(o, 0, sizeof *o);
+    o->n_hvg = 3000;
+    o->flavor = BMFM_HVG_SEURAT;
+    o->n_comps = 50;
+    o->max_value = 10;
+    o->input = BMFM_BASELINE_INPUT_AUTO;
+    o->chunk_rows = 2048;
+}
+
+void bmfm_pca_result_free(bmfm_pca_result *r) {
+    free(r->X_pca);
+    free(r->variance);
+    free(r->variance_ratio);
+    free(r->components);
+    free(r->genes);
+    memset(r, 0, sizeof *r);
+}
+
+static void step(const bmfm_baseline_options *o, const char *s) {
+    if (o && o->progress) o->progress(s, o->progress_ctx);
+}
+
+/* Top-k eigenpairs of the symmetric N x N matrix A (row-major, upper part
+ * filled; destroyed). w: k values, descending; z: k x N row-major vectors. */
+static bmfm_status top_eigen(double *A, int N, int k, double *w, double *z) {
+    int il = N - k + 1, iu = N, m = 0, info = 0, lwork = -1, liwork = -1, iwq = 0;
+    double vl = 0, vu = 0, abstol = 0, wq = 0;
+    bmfm_status st = BMFM_OK;
+    double *wall = bmfm_malloc((size_t)N * sizeof *wall), *zc = bmfm_malloc((size_t)N * k * sizeof *zc);
+    int *isuppz = bmfm_malloc((size_t)2 * k * sizeof *isuppz);
+    double *work = NULL;
+    int *iwork = NULL;
+    if (!wall || !zc || !isuppz) {
+        st = BMFM_E_NOMEM;
+        goto done;
+    }
+    /* row-major upper == column-major lower */
+    dsyevr_("V", "I", "L", &N, A, &N, &vl, &vu, &il, &iu, &abstol, &m, wall, zc, &N, isuppz, &wq, &lwork,
+            &iwq, &liwork, &info, 1, 1, 1);
+    lwork = (int)wq;
+    liwork = iwq;
+    work = bmfm_malloc((size_t)lwork * sizeof *work);
+    iwork = bmfm_malloc((size_t)liwork * sizeof *iwork);
+    if (!work || !iwork) {
+        st = BMFM_E_NOMEM;
+        goto done;
+    }
+    dsyevr_("V", "I", "L", &N, A, &N, &vl, &vu, &il, &iu, &abstol, &m, wall, zc, &N, isuppz, work, &lwork,
+            iwork, &liwork, &info, 1, 1, 1);
+    if (info != 0 || m != k) {
+        st = bmfm_error_set(BMFM_E_INTERNAL, "pca: LAPACK dsyevr failed (info %d, %d of %d eigenpairs)", info, m, k);
+        goto done;
+    }
+    for (int i = 0; i < k; i++) { /* ascending -> descending */
+        w[i] = wall[k - 1 - i];
+        memcpy(z + (size_t)i * N, zc + (size_t)(k - 1 - i) * N, (size_t)N * sizeof *z);
+    }
+done:
+    free(wall);
+    free(zc);
+    free(isuppz);
+    free(work);
+    free(iwork);
+    return st;
+}
+
+bmfm_status bmfm_pca_dense(float *X, int64_t n, int64_t d, int n_comps, bmfm_pca_result *out) {
+    memset(out, 0, sizeof *out);
+    int64_t mind = n < d ? n : d;
+    if (mind < 2) return bmfm_error_set(BMFM_E_INPUT, "pca: need >= 2 cells and >= 2 genes (have %lld x %lld)",
+                                        (long long)n, (long long)d);
+    int k = n_comps;
+    if (k > mind - 1) { /* scanpy/arpack: n_comps < min(n, d) */
+        k = (int)(mind - 1);
+        snprintf(out->note, sizeof out->note, "n_comps lowered from %d to %d (min(cells, genes) - 1)", n_comps, k);
+    }
+    if (k < 1) return bmfm_error_set(BMFM_E_INPUT, "pca: n_comps must be >= 1");
+    bmfm_status st = BMFM_OK;
+    enum { B = 256 };
+    int gram = n < d;
+    int64_t N = gram ? n : d;
+    double *mu = bmfm_calloc((size_t)d, sizeof *mu);
+    double *A = bmfm_calloc((size_t)N * N, sizeof *A);
+    double *buf = bmfm_malloc((size_t)(gram ? n : B) * d * sizeof *buf);
+    double *w = bmfm_malloc((size_t)k * sizeof *w), *z = bmfm_malloc((size_t)k * N * sizeof *z);
+    double *scores = bmfm_malloc((size_t)B * k * sizeof *scores);
+    out->X_pca = bmfm_malloc((size_t)n * k * sizeof *out->X_pca);
+    out->variance = bmfm_malloc((size_t)k * sizeof(double));
+    out->variance_ratio = bmfm_malloc((size_t)k * sizeof(double));
+    out->components = bmfm_malloc((size_t)k * d * sizeof(double));
+    if (!mu || !A || !buf || !w || !z || !scores || !out->X_pca || !out->variance || !out->variance_ratio ||
+        !out->components) {
+        st = BMFM_E_NOMEM;
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < d; j++) mu[j] += X[i * d + j];
+    for (int64_t j = 0; j < d; j++) mu[j] /= (double)n;
+    double total_ss = 0;
+    if (gram) {
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < d; j++) buf[i * d + j] = X[i * d + j] - mu[j];
+        total_ss = cblas_ddot((int)(n * d), buf, 1, buf, 1);
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)n, (int)d, 1.0, buf, (int)d, 0.0, A, (int)n);
+    } else {
+        for (int64_t r0 = 0; r0 < n; r0 += B) {
+            int64_t br = n - r0 < B ? n - r0 : B;
+            for (int64_t i = 0; i < br; i++)
+                for (int64_t j = 0; j < d; j++) buf[i * d + j] = X[(r0 + i) * d + j] - mu[j];
+            total_ss += cblas_ddot((int)(br * d), buf, 1, buf, 1);
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)d, (int)br, 1.0, buf, (int)d, 1.0, A, (int)d);
+        }
+    }
+    st = top_eigen(A, (int)N, k, w, z);
+    if (st) goto done;
+    for (int c = 0; c < k; c++) {
+        double lam = w[c] > 0 ? w[c] : 0;
+        out->variance[c] = lam / (double)(n - 1);
+        out->variance_ratio[c] = total_ss > 0 ? lam / total_ss : 0;
+    }
+    if (gram) {
+        /* scores = U sqrt(lam); components = Xc^T U / sqrt(lam) */
+        for (int64_t i = 0; i < n; i++)
+            for (int c = 0; c < k; c++) out->X_pca[i * k + c] = (float)(z[(size_t)c * n + i] * sqrt(fmax(w[c], 0)));
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k, (int)d, (int)n, 1.0, z, (int)n, buf, (int)d, 0.0,
+                    out->components, (int)d);
+        for (int c = 0; c < k; c++) {
+            double s = w[c] > 0 ? 1.0 / sqrt(w[c]) : 0;
+            cblas_dscal((int)d, s, out->components + (size_t)c * d, 1);
+        }
+    } else {
+        memcpy(out->components, z, (size_t)k * d * sizeof *z);
+        for (int64_t r0 = 0; r0 < n; r0 += B) {
+            int64_t br = n - r0 < B ? n - r0 : B;
+            for (int64_t i = 0; i < br; i++)
+                for (int64_t j = 0; j < d; j++) buf[i * d + j] = X[(r0 + i) * d + j] - mu[j];
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)br, k, (int)d, 1.0, buf, (int)d, z, (int)d, 0.0,
+                        scores, k);
+            for (int64_t i = 0; i < br * k; i++) out->X_pca[r0 * k + i] = (float)scores[i];
+        }
+    }
+    /* svd_flip (u-based): the largest |score| of each component is positive */
+    for (int c = 0; c < k; c++) {
+        int64_t arg = 0;
+        float best = -1;
+        for (int64_t i = 0; i < n; i++) {
+            float a = fabsf(out->X_pca[i * k + c]);
+            if (a > best) best = a, arg = i;
+        }
+        if (out->X_pca[arg * k + c] < 0) {
+            for (int64_t i = 0; i < n; i++) out->X_pca[i * k + c] = -out->X_pca[i * k + c];
+            for (int64_t j = 0; j < d; j++) out->components[(size_t)c * d + j] *= -1;
+        }
+    }
+    out->n_obs = n;
+    out->n_comps = k;
+    out->n_genes = d;
+done:
+    free(mu);
+    free(A);
+    free(buf);
+    free(w);
+    free(z);
+    free(scores);
+    if (st) bmfm_pca_result_free(out);
+    return st;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+bmfm_status bmfm_baseline_pca(int64_t n_obs, int64_t n_vars, bmfm_rows_fn read, void *ctx,
+                              const bmfm_baseline_options *o, bmfm_pca_result *out) {
+    memset(out, 0, sizeof *out);
+    if (n_obs < 2 || n_vars < 2)
+        return bmfm_error_set(BMFM_E_INPUT, "baseline: need >= 2 cells and >= 2 genes (have %lld x %lld)",
+                              (long long)n_obs, (long long)n_vars);
+    bmfm_status st = BMFM_OK;
+    int64_t chunk = o->chunk_rows > 0 ? o->chunk_rows : 2048;
+    double *total = bmfm_malloc((size_t)n_obs * sizeof *total), *tot_sorted = NULL;
+    double *gsum = bmfm_calloc((size_t)n_vars, sizeof *gsum), *gsq = bmfm_calloc((size_t)n_vars, sizeof *gsq);
+    uint8_t *sel = bmfm_calloc((size_t)n_vars, 1);
+    int32_t *col = bmfm_malloc((size_t)n_vars * sizeof *col);
+    float *X = NULL;
+    char note[400] = "";
+    int64_t nh = 0;
+    if (!total || !gsum || !gsq || !sel || !col) {
+        st = BMFM_E_NOMEM;
+        goto done;
+    }
+    const bmfm_csr *b;
+    /* pass 1: library sizes, and whether the values are counts */
+    int counts = o->input == BMFM_BASELINE_INPUT_COUNTS;
+    if (o->input != BMFM_BASELINE_INPUT_LOG) {
+        step(o, "library sizes");
+        int integral = 1;
+        for (int64_t r0 = 0; r0 < n_obs; r0 += chunk) {
+            int64_t r1 = r0 + chunk < n_obs ? r0 + chunk : n_obs;
+            if ((st = read(ctx, r0, r1, &b))) goto done;
+            for (int64_t i = 0; i < r1 - r0; i++) {
+                double s = 0;
+                for (int64_t p = b->indptr[i]; p < b->indptr[i + 1]; p++) {
+                    float v = b->data[p];
+                    s += v;
+                    if (v < 0 || v != floorf(v)) integral = 0;
+                }
+                total[r0 + i] = s;
+            }
+        }
+        if (o->input == BMFM_BASELINE_INPUT_AUTO) {
+            counts = integral;
+            if (!counts)
+                snprintf(note, sizeof note,
+                         "input values are not non-negative integers: taken as already log-normalised, "
+                         "normalize_total and log1p skipped");
+        }
+    }
+    if (counts) {
+        tot_sorted = bmfm_malloc((size_t)n_obs * sizeof *tot_sorted);
+        if (!tot_sorted) {
+            st = BMFM_E_NOMEM;
+            goto done;
+        }
+        int64_t np = 0;
+        for (int64_t i = 0; i < n_obs; i++)
+            if (total[i] > 0) tot_sorted[np++] = total[i];
+        if (!np) {
+            st = bmfm_error_set(BMFM_E_INPUT, "baseline: every cell has zero counts");
+            goto done;
+        }
+        qsort(tot_sorted, (size_t)np, sizeof *tot_sorted, cmp_double);
+        out->target_sum = np % 2 ? tot_sorted[np / 2] : 0.5 * (tot_sorted[np / 2 - 1] + tot_sorted[np / 2]);
+        out->normalized = 1;
+        for (int64_t i = 0; i < n_obs; i++) /* scanpy: zero totals divide by 1 */
+            total[i] = (total[i] == 0 ? 1.0 : total[i]) / out->target_sum;
+    }
+    /* pass 2: gene statistics of expm1(log data) */
+    int64_t want = o->n_hvg;
+    int all_genes = want <= 0;
+    if (!all_genes) {
+        step(o, "gene statistics");
+        for (int64_t r0 = 0; r0 < n_obs; r0 += chunk) {
+            int64_t r1 = r0 + chunk < n_obs ? r0 + chunk : n_obs;
+            if ((st = read(ctx, r0, r1, &b))) goto done;
+            for (int64_t i = 0; i < r1 - r0; i++) {
+                double f = counts ? total[r0 + i] : 1;
+                for (int64_t p = b->indptr[i]; p < b->indptr[i + 1]; p++) {
+                    float v = b->data[p];
+                    float lg = counts ? log1pf((float)(v / f)) : v;
+                    double e = expm1f(lg);
+                    gsum[b->indices[p]] += e;
+                    gsq[b->indices[p]] += e * e;
+                }
+            }
+        }
+        for (int64_t g = 0; g < n_vars; g++) {
+            double m = gsum[g] / n_obs, msq = gsq[g] / n_obs;
+            gsum[g] = m;
+            gsq[g] = (msq - m * m) * ((double)n_obs / (double)(n_obs - 1));
+        }
+        step(o, "highly variable genes");
+        if ((st = bmfm_hvg_select(gsum, gsq, n_vars, want, o->flavor, NULL, sel, &nh))) goto done;
+    } else {
+        memset(sel, 1, (size_t)n_vars);
+        nh = n_vars;
+    }
+    out->genes = bmfm_malloc((size_t)nh * sizeof *out->genes);
+    X = bmfm_calloc((size_t)n_obs * nh, sizeof *X);
+    if (!out->genes || !X) {
+        st = bmfm_error_set(BMFM_E_NOMEM, "baseline: no memory for %lld x %lld HVG matrix", (long long)n_obs,
+                            (long long)nh);
+        goto done;
+    }
+    int64_t c = 0;
+    for (int64_t g = 0; g < n_vars; g++) {
+        col[g] = sel[g] ? (int32_t)c : -1;
+        if (sel[g]) out->genes[c++] = (int32_t)g;
+    }
+    /* pass 3: the selected genes, dense */
+    step(o, "HVG matrix");
+    for (int64_t r0 = 0; r0 < n_obs; r0 += chunk) {
+        int64_t r1 = r0 + chunk < n_obs ? r0 + chunk : n_obs;
+        if ((st = read(ctx, r0, r1, &b))) goto done;
+        for (int64_t i = 0; i < r1 - r0; i++) {
+            double f = counts ? total[r0 + i] : 1;
+            for (int64_t p = b->indptr[i]; p < b->indptr[i + 1]; p++) {
+                int32_t cc = col[b->indices[p]];
+                if (cc < 0) continue;
+                float v = b->data[p];
+                X[(r0 + i) * nh + cc] = counts ? log1pf((float)(v / f)) : v;
+            }
+        }
+    }
+    if (o->scale) { /* sc.pp.scale: ddof 1, zero std -> 1, clip above max_value */
+        step(o, "scale");
+        for (int64_t j = 0; j < nh; j++) {
+            double m = 0, ss = 0;
+            for (int64_t i = 0; i < n_obs; i++) m += X[i * nh + j];
+            m /= n_obs;
+            for (int64_t i = 0; i < n_obs; i++) ss += (X[i * nh + j] - m) * (X[i * nh + j] - m);
+            double sd = sqrt(ss / (n_obs - 1));
+            if (sd == 0) sd = 1;
+            for (int64_t i = 0; i < n_obs; i++) {
+                float v = (float)((X[i * nh + j] - m) / sd);
+                X[i * nh + j] = o->max_value > 0 && v > o->max_value ? (float)o->max_value : v;
+            }
+        }
+    }
+    step(o, "PCA");
+    int32_t *genes = out->genes;
+    double tsum = out->target_sum;
+    int normalized = out->normalized;
+    out->genes = NULL;
+    st = bmfm_pca_dense(X, n_obs, nh, o->n_comps, out);
+    out->genes = genes;
+    out->target_sum = tsum;
+    out->normalized = normalized;
+    if (st) goto done;
+    if (note[0]) {
+        size_t l = strlen(out->note);
+        snprintf(out->note + l, sizeof out->note - l, "%s%s", l ? "; " : "", note);
+    }
+done:
+    free(total);
+    free(tot_sorted);
+    free(gsum);
+    free(gsq);
+    free(sel);
+    free(col);
+    free(X);
+    if (st) bmfm_pca_result_free(out);
+    return st;
+}
