@@ -346,6 +346,29 @@ static void test_bad_labels_and_nan_rows(void **state) {
     free(y);
 }
 
+/* scanpy's own X_pca of pbmc68k_reduced, 10 FACS labels (multinomial). */
+static void test_real_h5ad_pca_matches_sklearn(void **state) {
+    (void)state;
+    const char *bin = tu_scratch("pbmc68k_dump.bin");
+    assert_int_equal(tu_python("probe_oracle.py dump %s X_pca bulk_labels %s",
+                               tu_data("h5ad/scanpy_pbmc68k_reduced_700.h5ad"), bin), 0);
+    FILE *f = fopen(bin, "rb");
+    assert_non_null(f);
+    int64_t h[2];
+    assert_int_equal(fread(h, sizeof h, 1, f), 1);
+    float *x = malloc((size_t)(h[0] * h[1]) * sizeof(float));
+    int32_t *y = malloc((size_t)h[0] * sizeof(int32_t));
+    assert_int_equal(fread(x, sizeof(float), (size_t)(h[0] * h[1]), f), (size_t)(h[0] * h[1]));
+    assert_int_equal(fread(y, sizeof(int32_t), (size_t)h[0], f), (size_t)h[0]);
+    fclose(f);
+    int32_t nl = 0;
+    for (int64_t i = 0; i < h[0]; i++) nl = y[i] + 1 > nl ? y[i] + 1 : nl;
+    assert_int_equal(nl, 10);
+    check_cv(x, h[0], h[1], y, nl);
+    free(x);
+    free(y);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_folds_stratified_and_documented),
@@ -355,6 +378,7 @@ int main(void) {
         cmocka_unit_test(test_blobs_cv_match_sklearn),
         cmocka_unit_test(test_cell_lines_binary_and_3class),
         cmocka_unit_test(test_cell_lines_leave_one_batch_out),
+        cmocka_unit_test(test_real_h5ad_pca_matches_sklearn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -456,15 +456,17 @@ double bmfm_f1_macro(const int32_t *y, const int32_t *pred, int64_t n, int n_cla
 /* Which cells are usable, with labels remapped to the kept classes. */
 typedef struct {
     int32_t *y;      /* kept class per cell, -1 = dropped */
+    uint8_t *finite; /* 1 when the embedding row is finite */
     int n_classes;
 } kept_labels;
 
 static bmfm_status keep_labels(const float *emb, int64_t n, int64_t d, const int32_t *labels,
                                int64_t n_labels, int min_size, bmfm_probe_result *out, kept_labels *kl) {
     kl->y = bmfm_malloc((size_t)(n ? n : 1) * sizeof *kl->y);
+    kl->finite = bmfm_malloc((size_t)(n ? n : 1));
     int64_t *cnt = bmfm_calloc((size_t)n_labels + 1, sizeof *cnt);
     int32_t *map = bmfm_malloc(((size_t)n_labels + 1) * sizeof *map);
-    if (!kl->y || !cnt || !map) {
+    if (!kl->y || !kl->finite || !cnt || !map) {
         free(cnt);
         free(map);
         return BMFM_E_NOMEM;
@@ -472,6 +474,7 @@ static bmfm_status keep_labels(const float *emb, int64_t n, int64_t d, const int
     for (int64_t i = 0; i < n; i++) {
         int finite = 1;
         for (int64_t j = 0; j < d && finite; j++) finite = isfinite(emb[i * d + j]);
+        kl->finite[i] = (uint8_t)finite;
         if (!finite) {
             out->n_dropped_nan++;
             kl->y[i] = -1;
@@ -639,7 +642,10 @@ bmfm_status bmfm_probe_cv(const float *emb, int64_t n, int64_t d, const int32_t 
                  "probe undefined: %d class(es) with >= %d cells (need 2)", kl.n_classes, min_size);
         goto done;
     }
-    st = bmfm_probe_folds(kl.y, n, kl.n_classes, o->n_folds, 0, o->seed, NULL, fold);
+    /* folds from the caller's codes (not the remapped ones), so that
+     * bmfm_probe_folds(labels, ..., skip = non-finite rows) reproduces them */
+    for (int64_t i = 0; i < n; i++) tr[i] = !kl.finite[i];
+    st = bmfm_probe_folds(labels, n, n_labels, o->n_folds, min_size, o->seed, tr, fold);
     if (st) goto done;
     for (int f = 0; f < o->n_folds; f++) {
         for (int64_t i = 0; i < n; i++) {
@@ -655,6 +661,7 @@ bmfm_status bmfm_probe_cv(const float *emb, int64_t n, int64_t d, const int32_t 
     average_folds(out, o);
 done:
     free(kl.y);
+    free(kl.finite);
     free(fold);
     free(tr);
     return st;
@@ -709,6 +716,7 @@ bmfm_status bmfm_probe_heldout_batch(const float *emb, int64_t n, int64_t d, con
     average_folds(out, o);
 done:
     free(kl.y);
+    free(kl.finite);
     free(tr);
     return st;
 }

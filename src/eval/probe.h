@@ -64,7 +64,9 @@ typedef struct bmfm_probe_result {
 bmfm_status bmfm_probe_folds(const int32_t *labels, int64_t n, int64_t n_labels, int n_folds,
                              int min_class_size, uint64_t seed, const uint8_t *skip, int32_t *fold);
 
-/* Stratified k-fold CV of both probes. emb is n x d row-major. */
+/* Stratified k-fold CV of both probes. emb is n x d row-major. The folds are
+ * bmfm_probe_folds(labels, n, n_labels, n_folds, max(min_class_size, n_folds),
+ * seed, skip = rows with a non-finite value, fold). */
 bmfm_status bmfm_probe_cv(const float *emb, int64_t n, int64_t d, const int32_t *labels,
                           int64_t n_labels, const bmfm_probe_options *o, bmfm_probe_result *out);
 

@@ -2,6 +2,9 @@
 """probe_oracle.py - sklearn reference for src/eval/probe.c (tests/test_probe.c).
 
 Usage: probe_oracle.py IN.bin OUT.txt
+       probe_oracle.py dump IN.h5ad OBSM_KEY LABEL_COL OUT.bin
+         (writes int64 n, int64 d, float32 obsm[KEY], int32 label codes (-1 missing),
+          so the C test can make its folds for a real file's embedding)
 
 IN.bin (little endian): int64 n, int64 d, int64 k_knn, float32 emb[n*d], int32 label[n],
 int32 fold[n] (-1 = dropped). The folds are the ones bmfm_probe_folds() made, so
@@ -40,7 +43,21 @@ def objective(clf, X, y):
     return loss + 0.5 * np.sum(clf.coef_ ** 2)
 
 
+def dump(path, key, col, out):
+    import anndata
+    ad = anndata.read_h5ad(path)
+    X = np.asarray(ad.obsm[key], dtype="<f4")
+    codes = ad.obs[col].astype("category").cat.codes.values.astype("<i4")
+    with open(out, "wb") as f:
+        np.array(X.shape, dtype="<i8").tofile(f)
+        X.tofile(f)
+        codes.tofile(f)
+
+
 def main():
+    if sys.argv[1] == "dump":
+        dump(*sys.argv[2:6])
+        return
     buf = open(sys.argv[1], "rb").read()
     n, d, k = np.frombuffer(buf[:24], dtype="<i8")
     off = 24
