@@ -197,6 +197,34 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* One streamed pass over the rows, on log values (log1p of x / total[i] when
+ * total is given, else x as is): with gsum/gsq accumulate per-gene sums of
+ * expm1(value) and its square; with col/X scatter the selected genes
+ * (col[g] >= 0) into the dense n x nh matrix X. */
+static bmfm_status stream_pass(bmfm_rows_fn read, void *ctx, int64_t n_obs, int64_t chunk, const double *total,
+                               double *gsum, double *gsq, const int32_t *col, float *X, int64_t nh) {
+    const bmfm_csr *b;
+    for (int64_t r0 = 0; r0 < n_obs; r0 += chunk) {
+        int64_t r1 = r0 + chunk < n_obs ? r0 + chunk : n_obs;
+        BMFM_TRY(read(ctx, r0, r1, &b));
+        for (int64_t i = 0; i < r1 - r0; i++) {
+            double f = total ? total[r0 + i] : 1;
+            for (int64_t p = b->indptr[i]; p < b->indptr[i + 1]; p++) {
+                int32_t g = b->indices[p];
+                float v = total ? log1pf((float)(b->data[p] / f)) : b->data[p];
+                if (gsum) {
+                    double e = expm1f(v);
+                    gsum[g] += e;
+                    gsq[g] += e * e;
+                } else if (col[g] >= 0) {
+                    X[(r0 + i) * nh + col[g]] = v;
+                }
+            }
+        }
+    }
+    return BMFM_OK;
+}
+
 bmfm_status bmfm_baseline_pca(int64_t n_obs, int64_t n_vars, bmfm_rows_fn read, void *ctx,
                               const bmfm_baseline_options *o, bmfm_pca_result *out) {
     memset(out, 0, sizeof *out);
@@ -267,20 +295,7 @@ bmfm_status bmfm_baseline_pca(int64_t n_obs, int64_t n_vars, bmfm_rows_fn read, 
     int all_genes = want <= 0;
     if (!all_genes) {
         step(o, "gene statistics");
-        for (int64_t r0 = 0; r0 < n_obs; r0 += chunk) {
-            int64_t r1 = r0 + chunk < n_obs ? r0 + chunk : n_obs;
-            if ((st = read(ctx, r0, r1, &b))) goto done;
-            for (int64_t i = 0; i < r1 - r0; i++) {
-                double f = counts ? total[r0 + i] : 1;
-                for (int64_t p = b->indptr[i]; p < b->indptr[i + 1]; p++) {
-                    float v = b->data[p];
-                    float lg = counts ? log1pf((float)(v / f)) : v;
-                    double e = expm1f(lg);
-                    gsum[b->indices[p]] += e;
-                    gsq[b->indices[p]] += e * e;
-                }
-            }
-        }
+        if ((st = stream_pass(read, ctx, n_obs, chunk, counts ? total : NULL, gsum, gsq, NULL, NULL, 0))) goto done;
         for (int64_t g = 0; g < n_vars; g++) {
             double m = gsum[g] / n_obs, msq = gsq[g] / n_obs;
             gsum[g] = m;
@@ -306,19 +321,7 @@ bmfm_status bmfm_baseline_pca(int64_t n_obs, int64_t n_vars, bmfm_rows_fn read, 
     }
     /* pass 3: the selected genes, dense */
     step(o, "HVG matrix");
-    for (int64_t r0 = 0; r0 < n_obs; r0 += chunk) {
-        int64_t r1 = r0 + chunk < n_obs ? r0 + chunk : n_obs;
-        if ((st = read(ctx, r0, r1, &b))) goto done;
-        for (int64_t i = 0; i < r1 - r0; i++) {
-            double f = counts ? total[r0 + i] : 1;
-            for (int64_t p = b->indptr[i]; p < b->indptr[i + 1]; p++) {
-                int32_t cc = col[b->indices[p]];
-                if (cc < 0) continue;
-                float v = b->data[p];
-                X[(r0 + i) * nh + cc] = counts ? log1pf((float)(v / f)) : v;
-            }
-        }
-    }
+    if ((st = stream_pass(read, ctx, n_obs, chunk, counts ? total : NULL, NULL, NULL, col, X, nh))) goto done;
     if (o->scale) { /* sc.pp.scale: ddof 1, zero std -> 1, clip above max_value */
         step(o, "scale");
         for (int64_t j = 0; j < nh; j++) {
