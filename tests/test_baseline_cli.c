@@ -1,0 +1,66 @@
+/* test_baseline_cli.c - `bmfm baseline pca` end to end on real shared files:
+ * raw counts and already log-normalised input; the output is read by python
+ * anndata and equals the numpy/sklearn oracle (tests/ref/pca_oracle.py) up to
+ * sign; bad options and inputs exit 2 without a partial file. */
+#include "test_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *KANG = "h5ad/harmony_kang_pbmc_ctrl_stim_2000.h5ad";
+static const char *SYMPHONY = "h5ad/symphony_pbmcs_3tech_1200.h5ad";
+
+static void test_baseline_counts_matches_oracle_and_anndata_reads_it(void **state) {
+    (void)state;
+    char out[512], prefix[512], *log = NULL;
+    snprintf(out, sizeof out, "%s", tu_scratch("kang_pca.h5ad"));
+    snprintf(prefix, sizeof prefix, "%s", tu_scratch("kang_oracle"));
+    int rc = tu_capture(&log, "%s baseline pca %s -o %s --n-hvg 2000 --n-pcs 30", tu_bmfm_bin(), tu_data(KANG), out);
+    print_message("%s", log);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(log, "normalize_total"));
+    free(log);
+    assert_int_equal(tu_python("pca_oracle.py %s %s --n-hvg 2000 --n-comps 30", tu_data(KANG), prefix), 0);
+    assert_int_equal(tu_python("eval_cli_check.py %s X_pca %s", out, prefix), 0);
+}
+
+static void test_baseline_log_input_skips_normalisation(void **state) {
+    (void)state;
+    char out[512], prefix[512], *log = NULL;
+    snprintf(out, sizeof out, "%s", tu_scratch("sym_pca.h5ad"));
+    snprintf(prefix, sizeof prefix, "%s", tu_scratch("sym_oracle"));
+    int rc = tu_capture(&log, "%s baseline pca %s -o %s --key X_base", tu_bmfm_bin(), tu_data(SYMPHONY), out);
+    print_message("%s", log);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(log, "already log-normalised"));
+    free(log);
+    assert_int_equal(tu_python("pca_oracle.py %s %s", tu_data(SYMPHONY), prefix), 0);
+    assert_int_equal(tu_python("eval_cli_check.py %s X_base %s", out, prefix), 0);
+}
+
+static void test_baseline_bad_options(void **state) {
+    (void)state;
+    char *log = NULL;
+    const char *out = tu_scratch("never.h5ad");
+    assert_int_equal(tu_capture(&log, "%s baseline pca %s -o %s --flavor bogus", tu_bmfm_bin(), tu_data(KANG), out), 2);
+    free(log);
+    assert_int_equal(tu_capture(&log, "%s baseline pca %s -o %s --flavor seurat_v3", tu_bmfm_bin(), tu_data(KANG), out), 2);
+    assert_non_null(strstr(log, "not implemented"));
+    free(log);
+    assert_int_equal(tu_capture(&log, "%s baseline pca /nonexistent.h5ad -o %s", tu_bmfm_bin(), out), 2);
+    free(log);
+    assert_int_equal(tu_capture(&log, "%s baseline pca %s -o %s --matrix layers/none", tu_bmfm_bin(), tu_data(KANG), out), 2);
+    free(log);
+    FILE *f = fopen(out, "r");
+    assert_null(f); /* no partial output */
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_baseline_counts_matches_oracle_and_anndata_reads_it),
+        cmocka_unit_test(test_baseline_log_input_skips_normalisation),
+        cmocka_unit_test(test_baseline_bad_options),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
