@@ -86,6 +86,9 @@ typedef struct {
     double f, gmax;
 } lbfgs_info;
 
+extern int openblas_get_num_threads(void);
+extern void openblas_set_num_threads(int);
+
 static double vdot(const double *a, const double *b, int64_t n) {
     return cblas_ddot((int)n, a, 1, b, 1);
 }
@@ -393,7 +396,6 @@ bmfm_status bmfm_knn_classify(const double *train, int64_t nt, const int32_t *yt
         int64_t bq = nq - q0 < BQ ? nq - q0 : BQ;
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bq, (int)nt, (int)d, -2.0,
                     query + q0 * d, (int)d, train, (int)d, 0.0, dist, (int)nt);
-#pragma omp parallel for schedule(static)
         for (int64_t qi = 0; qi < bq; qi++) {
             double *row = dist + qi * nt;
             int32_t idx[64];
@@ -621,6 +623,60 @@ static void average_folds(bmfm_probe_result *r, const bmfm_probe_options *o) {
     }
 }
 
+/* Train on the cells of every other group, test on group g, for each group g
+ * (or only `only` when >= 0); groups in parallel, each with single-threaded
+ * BLAS: alternating OpenBLAS's thread pool with OpenMP regions makes the two
+ * runtimes spin against each other on a loaded machine, and the GEMMs here
+ * (cells x features x classes) are too small to gain from BLAS threads. The
+ * result does not depend on the thread count. Returns the number of groups
+ * with test cells that could not be scored (< 2 training classes). */
+static int run_groups(const float *emb, int64_t n, int64_t d, const int32_t *y, int K, const int32_t *grp,
+                      int n_groups, int only, const bmfm_probe_options *o, bmfm_probe_result *out,
+                      bmfm_status *st) {
+    int scored[BMFM_PROBE_MAX_FOLDS] = {0}, has_test[BMFM_PROBE_MAX_FOLDS] = {0}, nc[BMFM_PROBE_MAX_FOLDS] = {0};
+    double r[BMFM_PROBE_MAX_FOLDS][4];
+    bmfm_status gst[BMFM_PROBE_MAX_FOLDS] = {BMFM_OK};
+    if (n_groups > BMFM_PROBE_MAX_FOLDS) n_groups = BMFM_PROBE_MAX_FOLDS;
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int g = 0; g < n_groups; g++) {
+        if (only >= 0 && g != only) continue;
+        uint8_t *tr = malloc((size_t)(n ? n : 1) * 2);
+        if (!tr) {
+            gst[g] = BMFM_E_NOMEM;
+            continue;
+        }
+        uint8_t *te = tr + (n ? n : 1);
+        for (int64_t i = 0; i < n; i++) {
+            te[i] = grp[i] == g;
+            tr[i] = grp[i] >= 0 && grp[i] != g;
+            has_test[g] |= te[i] && y[i] >= 0;
+        }
+        r[g][2] = r[g][3] = NAN;
+        if (has_test[g])
+            scored[g] = fit_eval(emb, n, d, y, K, tr, te, o, &r[g][0], &r[g][1], &r[g][2], &r[g][3], &nc[g], &gst[g]);
+        free(tr);
+    }
+    openblas_set_num_threads(blas_threads);
+    int skipped = 0;
+    for (int g = 0; g < n_groups; g++) {
+        if (gst[g] && !*st) *st = gst[g];
+        out->lr_not_converged += nc[g];
+        if (!scored[g]) {
+            skipped += has_test[g];
+            continue;
+        }
+        int k = out->n_folds++;
+        out->lr_f1_fold[k] = r[g][0];
+        out->lr_acc_fold[k] = r[g][1];
+        out->knn_f1_fold[k] = r[g][2];
+        out->knn_acc_fold[k] = r[g][3];
+    }
+    average_folds(out, o);
+    return skipped;
+}
+
 bmfm_status bmfm_probe_cv(const float *emb, int64_t n, int64_t d, const int32_t *labels,
                           int64_t n_labels, const bmfm_probe_options *o, bmfm_probe_result *out) {
     result_init(out);
@@ -632,8 +688,8 @@ bmfm_status bmfm_probe_cv(const float *emb, int64_t n, int64_t d, const int32_t 
     kept_labels kl = {0};
     bmfm_status st = keep_labels(emb, n, d, labels, n_labels, min_size, out, &kl);
     int32_t *fold = bmfm_malloc((size_t)(n ? n : 1) * sizeof *fold);
-    uint8_t *tr = bmfm_malloc((size_t)(n ? n : 1) * 2), *te = tr ? tr + (n ? n : 1) : NULL;
-    if (st || !fold || !tr) {
+    uint8_t *skip = bmfm_malloc((size_t)(n ? n : 1));
+    if (st || !fold || !skip) {
         st = st ? st : BMFM_E_NOMEM;
         goto done;
     }
@@ -644,26 +700,15 @@ bmfm_status bmfm_probe_cv(const float *emb, int64_t n, int64_t d, const int32_t 
     }
     /* folds from the caller's codes (not the remapped ones), so that
      * bmfm_probe_folds(labels, ..., skip = non-finite rows) reproduces them */
-    for (int64_t i = 0; i < n; i++) tr[i] = !kl.finite[i];
-    st = bmfm_probe_folds(labels, n, n_labels, o->n_folds, min_size, o->seed, tr, fold);
+    for (int64_t i = 0; i < n; i++) skip[i] = !kl.finite[i];
+    st = bmfm_probe_folds(labels, n, n_labels, o->n_folds, min_size, o->seed, skip, fold);
     if (st) goto done;
-    for (int f = 0; f < o->n_folds; f++) {
-        for (int64_t i = 0; i < n; i++) {
-            tr[i] = fold[i] >= 0 && fold[i] != f;
-            te[i] = fold[i] == f;
-        }
-        int k = out->n_folds;
-        if (fit_eval(emb, n, d, kl.y, kl.n_classes, tr, te, o, &out->lr_f1_fold[k], &out->lr_acc_fold[k],
-                     &out->knn_f1_fold[k], &out->knn_acc_fold[k], &out->lr_not_converged, &st))
-            out->n_folds++;
-        if (st) goto done;
-    }
-    average_folds(out, o);
+    run_groups(emb, n, d, kl.y, kl.n_classes, fold, o->n_folds, -1, o, out, &st);
 done:
     free(kl.y);
     free(kl.finite);
     free(fold);
-    free(tr);
+    free(skip);
     return st;
 }
 
@@ -675,48 +720,27 @@ bmfm_status bmfm_probe_heldout_batch(const float *emb, int64_t n, int64_t d, con
     if (test_batch >= n_batches)
         return bmfm_error_set(BMFM_E_INPUT, "probe: held-out batch %d outside [0, %lld)", test_batch,
                               (long long)n_batches);
+    if (n_batches > BMFM_PROBE_MAX_FOLDS && test_batch < 0)
+        return bmfm_error_set(BMFM_E_UNSUPPORTED, "probe: leave-one-batch-out over %lld batches (at most %d)",
+                              (long long)n_batches, BMFM_PROBE_MAX_FOLDS);
     kept_labels kl = {0};
     bmfm_status st = keep_labels(emb, n, d, labels, n_labels, o->min_class_size, out, &kl);
-    uint8_t *tr = bmfm_malloc((size_t)(n ? n : 1) * 2), *te = tr ? tr + (n ? n : 1) : NULL;
-    if (st || !tr) {
-        st = st ? st : BMFM_E_NOMEM;
-        goto done;
-    }
+    if (st) goto done;
     if (kl.n_classes < 2) {
         snprintf(out->note, sizeof out->note, "probe undefined: %d class(es) with >= %d cells (need 2)",
                  kl.n_classes, o->min_class_size);
         goto done;
     }
-    int skipped = 0;
-    for (int64_t b = 0; b < n_batches; b++) {
-        if (test_batch >= 0 && b != test_batch) continue;
-        int64_t nb = 0;
-        for (int64_t i = 0; i < n; i++) {
-            int in_b = batches[i] == b;
-            te[i] = in_b;
-            tr[i] = !in_b && batches[i] >= 0;
-            nb += in_b && kl.y[i] >= 0;
-        }
-        if (!nb) continue;
-        if (out->n_folds >= BMFM_PROBE_MAX_FOLDS) break;
-        int k = out->n_folds;
-        if (fit_eval(emb, n, d, kl.y, kl.n_classes, tr, te, o, &out->lr_f1_fold[k], &out->lr_acc_fold[k],
-                     &out->knn_f1_fold[k], &out->knn_acc_fold[k], &out->lr_not_converged, &st))
-            out->n_folds++;
-        else
-            skipped++;
-        if (st) goto done;
-    }
+    int skipped = run_groups(emb, n, d, kl.y, kl.n_classes, batches, (int)n_batches, test_batch, o, out, &st);
+    if (st) goto done;
     if (!out->n_folds)
         snprintf(out->note, sizeof out->note,
                  "held-out-batch probe undefined: no batch leaves >= 2 classes to train on");
     else if (skipped)
         snprintf(out->note, sizeof out->note,
                  "%d held-out batch(es) skipped: < 2 classes in the other batches", skipped);
-    average_folds(out, o);
 done:
     free(kl.y);
     free(kl.finite);
-    free(tr);
     return st;
 }
