@@ -6,8 +6,9 @@
  * streamed twice (totals, gene statistics) and only the n x n_hvg matrix of
  * selected genes is held (float32). PCA is exact: the covariance (genes x
  * genes, or the cells x cells Gram matrix when there are fewer cells than
- * genes) is accumulated in double with dsyrk and its top eigenpairs taken with
- * LAPACK dsyevr (OpenBLAS ships LAPACK; no ARPACK dependency). Equal to
+ * genes) is accumulated in double with dsyrk; its top eigenpairs come from a
+ * block Krylov iteration whose residuals are checked (||Av - wv|| <= 1e-8 w_1),
+ * else from LAPACK dsyevr (OpenBLAS ships LAPACK; no ARPACK dependency). Equal to
  * scanpy's arpack/full SVD up to the sign of each component; signs follow
  * sklearn 1.2's svd_flip (u-based: the largest |score| of a component is
  * positive), so output is deterministic.
