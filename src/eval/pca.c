@@ -10,6 +10,7 @@
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "base/progress.h"
 #include "base/rng.h"
 
 #include <cblas.h>
@@ -182,7 +183,8 @@ bmfm_status bmfm_pca_dense(float *X, int64_t n, int64_t d, int n_comps, bmfm_pca
     }
     if (k < 1) return bmfm_error_set(BMFM_E_INPUT, "pca: n_comps must be >= 1");
     bmfm_status st = BMFM_OK;
-    enum { B = 256 };
+    enum { B = 2048 }; /* rows per dsyrk update: fewer passes over the d x d result */
+    double t_start = bmfm_now_seconds();
     int gram = n < d;
     int64_t N = gram ? n : d;
     double *mu = bmfm_calloc((size_t)d, sizeof *mu);
@@ -219,9 +221,11 @@ bmfm_status bmfm_pca_dense(float *X, int64_t n, int64_t d, int n_comps, bmfm_pca
     }
     /* block Krylov first (exact to the residual bound, checked), dsyevr when
      * it does not converge (flat spectra, e.g. scaled data) or N is small */
+    double t_cov = bmfm_now_seconds();
     int ok = 0;
     if ((st = top_eigen_krylov(A, (int)N, k, 2 * k, 10, 1e-8, w, z, &ok))) goto done;
     if (!ok && (st = top_eigen(A, (int)N, k, w, z))) goto done;
+    double t_eig = bmfm_now_seconds();
     for (int c = 0; c < k; c++) {
         double lam = w[c] > 0 ? w[c] : 0;
         out->variance[c] = lam / (double)(n - 1);
@@ -248,6 +252,9 @@ bmfm_status bmfm_pca_dense(float *X, int64_t n, int64_t d, int n_comps, bmfm_pca
             for (int64_t i = 0; i < br * k; i++) out->X_pca[r0 * k + i] = (float)scores[i];
         }
     }
+    bmfm_log_debug("pca: %s %lld x %lld: covariance %.2fs, eigen %.2fs (%s), scores %.2fs", gram ? "gram" : "covariance",
+                   (long long)n, (long long)d, t_cov - t_start, t_eig - t_cov, ok ? "block Krylov" : "dsyevr",
+                   bmfm_now_seconds() - t_eig);
     /* svd_flip (u-based): the largest |score| of each component is positive */
     for (int c = 0; c < k; c++) {
         int64_t arg = 0;
