@@ -553,11 +553,13 @@ static void opt_vs_ref_all(void)
         assert_rel(da1, da2, n, 1e-6, 1e-6, "gelu dinp");
         free(a), free(b), free(g), free(y1), free(y2), free(da1), free(da2), free(db1), free(db2);
     }
-    /* attention: cell lengths around the tile sizes, one token, HS 32 and 8 */
-    for (int v = 0; v < 2; v++) {
-        int64_t NH = v ? 2 : 3, HS = v ? 8 : 32, C = NH * HS;
-        int64_t lens[] = {1, 65, 17, 130, 64, 3};
-        int64_t B = 6, cu[7] = {0};
+    /* attention: cell lengths around the register tiles (4, 8, 16 rows/keys),
+     * the 128-row work units and the 256-key score tiles (online softmax
+     * across tiles), one token; HS 32, 16, 64 (AVX-512 kernels) and 8 */
+    for (int v = 0; v < 4; v++) {
+        int64_t NH = v == 1 ? 2 : 3, HS = v == 0 ? 32 : v == 1 ? 8 : v == 2 ? 16 : 64, C = NH * HS;
+        int64_t lens[] = {1, 65, 17, 130, 300, 3, 257};
+        int64_t B = 7, cu[8] = {0};
         for (int64_t b = 0; b < B; b++)
             cu[b + 1] = cu[b] + lens[b];
         int64_t N = cu[B];
