@@ -589,6 +589,65 @@ static void test_opt_vs_ref(void **state)
     bmfm_set_isa(best);
 }
 
+/* ---- bfloat16 forward ---------------------------------------------------------- */
+
+static float round_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    u &= 0xFFFF0000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static void test_matmul_bf16(void **state)
+{
+    (void)state;
+    if (!bmfm_cpu_has_avx512_bf16()) {
+        assert_int_equal(bmfm_matmul_set_precision(BMFM_MATMUL_BF16), BMFM_MATMUL_FP32);
+        assert_int_equal(bmfm_matmul_get_precision(), BMFM_MATMUL_FP32);
+        skip();
+    }
+    bmfm_rng r;
+    bmfm_rng_seed(&r, 61, 0);
+    int64_t N = 261, IN = 45, OUT = 70; /* tails of every tile, odd IN */
+    float *x = randv(&r, N * IN, 1), *w = randv(&r, OUT * IN, 1), *b = randv(&r, OUT, 1);
+    float *y = zerov(N * OUT), *y32 = zerov(N * OUT), *yr = zerov(N * OUT);
+    assert_int_equal(bmfm_matmul_forward_bf16(y, x, w, b, N, IN, OUT), 0);
+    /* kernel check: double-precision products of the bf16-rounded operands */
+    double worst = 0, scale = 0;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < OUT; o++) {
+            double acc = b[o];
+            for (int64_t k = 0; k < IN; k++)
+                acc += (double)round_bf16(x[n * IN + k]) * round_bf16(w[o * IN + k]);
+            yr[n * OUT + o] = (float)acc;
+            worst = fmax(worst, fabs(acc - y[n * OUT + o]));
+            scale = fmax(scale, fabs(acc));
+        }
+    assert_true(worst / scale < 1e-6);
+    /* accuracy against float32, and the run-time switch */
+    bmfm_matmul_forward_ref(y32, x, w, b, N, IN, OUT);
+    double e = tu_max_scaled_err_f32(y, y32, (size_t)(N * OUT));
+    print_message("bf16 matmul: max error %.3g of the output scale (K = %lld)\n", e, (long long)IN);
+    assert_true(e < 1e-2 && e > 1e-5);
+    assert_int_equal(bmfm_matmul_set_precision(BMFM_MATMUL_BF16), BMFM_MATMUL_FP32);
+    float *y2 = zerov(N * OUT);
+    bmfm_matmul_forward(y2, x, w, b, N, IN, OUT);
+    assert_same_bits(y2, y, N * OUT, "bf16 via bmfm_matmul_forward");
+    bmfm_matmul_set_precision(BMFM_MATMUL_FP32);
+    bmfm_matmul_forward(y2, x, w, b, N, IN, OUT);
+    assert_close(y2, y32, N * OUT, 1e-6, "fp32 after switching back");
+    /* thread-count invariance */
+    omp_set_num_threads(1);
+    bmfm_matmul_forward_bf16(y2, x, w, b, N, IN, OUT);
+    omp_set_num_threads(2);
+    bmfm_matmul_forward_bf16(yr, x, w, b, N, IN, OUT);
+    assert_same_bits(y2, yr, N * OUT, "bf16 1 vs 2 threads");
+    free(x), free(w), free(b), free(y), free(y32), free(yr), free(y2);
+}
+
 /* ---- accumulate semantics ----------------------------------------------------- */
 
 static void test_backward_accumulates(void **state)
@@ -875,6 +934,7 @@ int main(void)
         cmocka_unit_test(test_special_index_rule),
         cmocka_unit_test(test_scale_adapt_features),
         cmocka_unit_test(test_opt_vs_ref),
+        cmocka_unit_test(test_matmul_bf16),
         cmocka_unit_test(test_backward_accumulates),
         cmocka_unit_test(test_attention_packed_equals_per_cell),
         cmocka_unit_test(test_thread_invariance),

@@ -119,6 +119,9 @@ void bmfm_matmul_forward(float *out, const float *inp, const float *weight, cons
 {
     if (N <= 0 || OUT <= 0)
         return;
+    if (bmfm_matmul_get_precision() == BMFM_MATMUL_BF16 &&
+        bmfm_matmul_forward_bf16(out, inp, weight, bias, N, IN, OUT) == 0)
+        return;
     float beta = 0.0f;
     if (bias || IN <= 0) {
 #pragma omp parallel for schedule(static) if (N * OUT > BMFM_NN_PAR_MIN)
