@@ -719,6 +719,38 @@ static void test_attention_packed_equals_per_cell(void **state)
     free(qkv), free(g), free(o), free(l), free(d);
 }
 
+/* A row's projection must not depend on the batch around it (a cell gets the
+ * same bits alone or in a batch): rows computed in a block of N versus
+ * alone/in small groups at several offsets, forward and dinp. Guaranteed by
+ * the AVX-512 kernel (gemm.c); OpenBLAS (other CPUs) does not promise it. */
+static void test_matmul_rows_invariant(void **state)
+{
+    (void)state;
+    if (bmfm_cpu_isa() < BMFM_ISA_AVX512)
+        skip();
+    bmfm_rng r;
+    bmfm_rng_seed(&r, 71, 0);
+    int64_t shapes[][2] = {{96, 288}, {96, 96}, {200, 70}, {45, 33}};
+    int64_t offs[][2] = {{0, 1}, {3, 1}, {5, 2}, {7, 3}, {100, 37}, {13, 150}, {299, 1}};
+    for (int sh = 0; sh < 4; sh++) {
+        int64_t IN = shapes[sh][0], OUT = shapes[sh][1], N = 300;
+        float *x = randv(&r, N * IN, 1), *w = randv(&r, OUT * IN, 1), *b = randv(&r, OUT, 1);
+        float *g = randv(&r, N * OUT, 1), *y = zerov(N * OUT), *d = zerov(N * IN);
+        bmfm_matmul_forward(y, x, w, b, N, IN, OUT);
+        bmfm_matmul_backward(d, NULL, NULL, g, x, w, N, IN, OUT);
+        for (int o = 0; o < 7; o++) {
+            int64_t r0 = offs[o][0], n = offs[o][1];
+            float *y1 = zerov(n * OUT), *d1 = zerov(n * IN);
+            bmfm_matmul_forward(y1, x + r0 * IN, w, b, n, IN, OUT);
+            bmfm_matmul_backward(d1, NULL, NULL, g + r0 * OUT, x + r0 * IN, w, n, IN, OUT);
+            assert_same_bits(y1, y + r0 * OUT, n * OUT, "matmul rows alone vs in a batch");
+            assert_same_bits(d1, d + r0 * IN, n * IN, "matmul dinp rows alone vs in a batch");
+            free(y1), free(d1);
+        }
+        free(x), free(w), free(b), free(g), free(y), free(d);
+    }
+}
+
 /* Runs every optimized kernel once; outputs are concatenated into res. */
 static int64_t run_all_kernels(float *res)
 {
@@ -937,6 +969,7 @@ int main(void)
         cmocka_unit_test(test_matmul_bf16),
         cmocka_unit_test(test_backward_accumulates),
         cmocka_unit_test(test_attention_packed_equals_per_cell),
+        cmocka_unit_test(test_matmul_rows_invariant),
         cmocka_unit_test(test_thread_invariance),
         cmocka_unit_test(test_pytorch_oracle),
     };
