@@ -722,12 +722,10 @@ static void test_attention_packed_equals_per_cell(void **state)
 /* A row's projection must not depend on the batch around it (a cell gets the
  * same bits alone or in a batch): rows computed in a block of N versus
  * alone/in small groups at several offsets, forward and dinp. Guaranteed by
- * the AVX-512 kernel (gemm.c); OpenBLAS (other CPUs) does not promise it. */
-static void test_matmul_rows_invariant(void **state)
+ * the AVX-512 and AVX2 kernels of gemm.c (same bits from both); OpenBLAS
+ * (pre-AVX2 CPUs) does not promise it. */
+static void rows_invariant(void)
 {
-    (void)state;
-    if (bmfm_cpu_isa() < BMFM_ISA_AVX512)
-        skip();
     bmfm_rng r;
     bmfm_rng_seed(&r, 71, 0);
     int64_t shapes[][2] = {{96, 288}, {96, 96}, {200, 70}, {45, 33}};
@@ -748,6 +746,29 @@ static void test_matmul_rows_invariant(void **state)
             free(y1), free(d1);
         }
         free(x), free(w), free(b), free(g), free(y), free(d);
+    }
+}
+
+static void test_matmul_rows_invariant(void **state)
+{
+    (void)state;
+    bmfm_isa best = bmfm_cpu_isa();
+    if (best < BMFM_ISA_AVX2)
+        skip();
+    rows_invariant();
+    if (best >= BMFM_ISA_AVX512) { /* AVX2 path, and the same bits as AVX-512 */
+        bmfm_rng r;
+        bmfm_rng_seed(&r, 72, 0);
+        int64_t N = 50, IN = 70, OUT = 90;
+        float *x = randv(&r, N * IN, 1), *w = randv(&r, OUT * IN, 1), *b = randv(&r, OUT, 1);
+        float *y1 = zerov(N * OUT), *y2 = zerov(N * OUT);
+        bmfm_matmul_forward(y1, x, w, b, N, IN, OUT);
+        bmfm_set_isa(BMFM_ISA_AVX2);
+        rows_invariant();
+        bmfm_matmul_forward(y2, x, w, b, N, IN, OUT);
+        bmfm_set_isa(best);
+        assert_same_bits(y1, y2, N * OUT, "AVX2 vs AVX-512 projection");
+        free(x), free(w), free(b), free(y1), free(y2);
     }
 }
 

@@ -1,5 +1,5 @@
 /* gemm.c - a row-position-invariant float32 GEMM for the projections
- * (forward and input gradient) on AVX-512 CPUs.
+ * (forward and input gradient) on AVX-512 and AVX2 CPUs (others: OpenBLAS).
  *
  * Why not OpenBLAS here: its kernels round a row's dot products differently
  * depending on where the row falls in the micro-tiles and on M (small M
@@ -11,7 +11,8 @@
  * gets the same bits alone or in any batch, with any number of threads.
  *
  * B is repacked into panels of 64 columns ([N/64][K][64], zero padded);
- * a register tile is 6 rows x 64 columns (24 accumulators).
+ * a register tile is 6 rows x 64 columns (24 accumulators) with AVX-512,
+ * 4 x 16 with AVX2; both give the same bits.
  */
 #include "nn/gemm.h"
 
@@ -72,10 +73,51 @@ static BMFM_AVX512 void gemm_panel(float *Cm, int64_t ldc, const float *A, int64
     }
 }
 
+/* The AVX2 tile: 4 rows x 16 columns of the panel, same FMA chains (so the
+ * same bits as the AVX-512 tile). */
+static BMFM_AVX2 void gemm_panel_avx2(float *Cm, int64_t ldc, const float *A, int64_t lda,
+                                      const float *Bp, int64_t K, int64_t r0, int64_t r1,
+                                      int64_t c0, int64_t c1, const float *bias, int add)
+{
+    for (int64_t cb = 0; cb < c1 - c0; cb += 16) {
+        int64_t nc = c1 - c0 - cb < 16 ? c1 - c0 - cb : 16;
+        for (int64_t rb = r0; rb < r1; rb += 4) {
+            const float *ar[4];
+            _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
+                ar[r] = A + (rb + r < r1 ? rb + r : r1 - 1) * lda;
+            __m256 acc[4][2];
+            _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
+                acc[r][0] = _mm256_setzero_ps(), acc[r][1] = _mm256_setzero_ps();
+            const float *bp = Bp + cb;
+            for (int64_t k = 0; k < K; k++, bp += GC) {
+                __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
+                _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+                    __m256 a = _mm256_set1_ps(ar[r][k]);
+                    acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+                    acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+                }
+            }
+            for (int r = 0; r < 4 && rb + r < r1; r++) {
+                float tmp[16];
+                _mm256_storeu_ps(tmp, acc[r][0]);
+                _mm256_storeu_ps(tmp + 8, acc[r][1]);
+                float *crow = Cm + (rb + r) * ldc + c0 + cb;
+                for (int64_t c = 0; c < nc; c++) {
+                    if (add)
+                        crow[c] = crow[c] + tmp[c];
+                    else
+                        crow[c] = bias ? tmp[c] + bias[c0 + cb + c] : tmp[c];
+                }
+            }
+        }
+    }
+}
+
 int bmfm_gemm_invariant(float *Cm, const float *A, const float *B, const float *bias, int64_t M,
                         int64_t N, int64_t K, int transb, int add)
 {
-    if (bmfm_cpu_isa() < BMFM_ISA_AVX512)
+    bmfm_isa isa = bmfm_cpu_isa();
+    if (isa < BMFM_ISA_AVX2)
         return -1;
     if (M <= 0 || N <= 0)
         return 0;
@@ -103,7 +145,10 @@ int bmfm_gemm_invariant(float *Cm, const float *A, const float *B, const float *
         int64_t r0 = (t / np) * GMB, p = t % np;
         int64_t r1 = r0 + GMB < M ? r0 + GMB : M;
         int64_t c0 = p * GC, c1 = c0 + GC < N ? c0 + GC : N;
-        gemm_panel(Cm, N, A, K, Bp + p * K * GC, K, r0, r1, c0, c1, bias, add);
+        if (isa >= BMFM_ISA_AVX512)
+            gemm_panel(Cm, N, A, K, Bp + p * K * GC, K, r0, r1, c0, c1, bias, add);
+        else
+            gemm_panel_avx2(Cm, N, A, K, Bp + p * K * GC, K, r0, r1, c0, c1, bias, add);
     }
     bmfm_aligned_free(Bp);
     return 0;

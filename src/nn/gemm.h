@@ -7,7 +7,7 @@
 /* C[M,N] = (add ? C : 0) + A[M,K] @ (transb ? B[N,K]^T : B[K,N]) (+ bias[N]
  * when !add), all row-major and contiguous. Each element is a k-ordered FMA
  * chain from zero, independent of its position. Returns 0, or -1 (C
- * untouched) without AVX-512 or memory. */
+ * untouched) without AVX2 or memory. */
 int bmfm_gemm_invariant(float *Cm, const float *A, const float *B, const float *bias, int64_t M,
                         int64_t N, int64_t K, int transb, int add);
 
