@@ -292,6 +292,20 @@ static void pack_transposed(float *Kt, const float *src, int64_t C3, int64_t T, 
             Kt[d * ld + j] = 0.0f;
 }
 
+/* dqkv[k and v parts of one cell and head] += the transposed buffers dKt, dVt. */
+static void add_transposed_kv(float *dqkv, const float *dKt, const float *dVt, int64_t t0,
+                              int64_t T, int64_t h, int64_t NH, int64_t HS, int64_t ld)
+{
+    int64_t C = NH * HS, C3 = 3 * C;
+    for (int64_t j = 0; j < T; j++) {
+        float *dk = dqkv + (t0 + j) * C3 + C + h * HS, *dv = dk + C;
+        for (int64_t d = 0; d < HS; d++) {
+            dk[d] += dKt[d * ld + j];
+            dv[d] += dVt[d * ld + j];
+        }
+    }
+}
+
 /* Forward of query rows [i0, i1) of one cell and head; NV = HS/16 vectors
  * per row (1, 2 or 4), R rows per register tile. Kt: packed keys. */
 static inline __attribute__((always_inline)) BMFM_AVX512 void
@@ -479,13 +493,7 @@ attn_bwd_512_impl(float *dqkv, const float *dout, const float *qkv, const float 
                 _mm512_storeu_ps(dqp + 16 * v, _mm512_add_ps(_mm512_loadu_ps(dqp + 16 * v), dq[r][v]));
         }
     }
-    for (int64_t j = 0; j < T; j++) {
-        float *dk = dqkv + (t0 + j) * C3 + C + h * HS, *dv = dk + C;
-        for (int64_t d = 0; d < HS; d++) {
-            dk[d] += dKt[d * ld + j];
-            dv[d] += dVt[d * ld + j];
-        }
-    }
+    add_transposed_kv(dqkv, dKt, dVt, t0, T, h, NH, HS, ld);
 }
 
 static BMFM_AVX512 void attn_bwd_512(float *dqkv, const float *dout, const float *qkv,
@@ -715,13 +723,7 @@ attn_bwd_256_impl(float *dqkv, const float *dout, const float *qkv, const float 
                 dqp[d] += DQ[r][d];
         }
     }
-    for (int64_t j = 0; j < T; j++) {
-        float *dk = dqkv + (t0 + j) * C3 + C + h * HS, *dv = dk + C;
-        for (int64_t d = 0; d < HS; d++) {
-            dk[d] += dKt[d * ld + j];
-            dv[d] += dVt[d * ld + j];
-        }
-    }
+    add_transposed_kv(dqkv, dKt, dVt, t0, T, h, NH, HS, ld);
 }
 
 static BMFM_AVX2 void attn_bwd_256(float *dqkv, const float *dout, const float *qkv,
