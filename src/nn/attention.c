@@ -11,11 +11,13 @@
  * softmax). The optimized kernels are flash-attention-2 style and never hold
  * more than a tile of scores: the forward keeps a running max and sum per
  * query row over key tiles (online softmax) and saves the log-sum-exp; the
- * backward recomputes the probabilities from the lse, one 16-key chunk at a
- * time, accumulates dQ in registers and dK/dV in per-(cell, head) buffers in
- * a fixed key and query order. The AVX-512 kernels need HS % 16 == 0 (the
- * models use 32); other shapes and CPUs take a portable per-row path with the
- * same algorithm.
+ * backward recomputes the probabilities from the lse, one 16-key (AVX2: 8)
+ * chunk at a time, accumulates dQ in registers and dK/dV in transposed
+ * per-(cell, head) buffers in a fixed key and query order. Tiled kernels:
+ * AVX-512 for HS in {16, 32, 64}, AVX2 for HS in {8, 16, 32} (the models use
+ * 32); other shapes and CPUs take a portable per-row path with the same
+ * online softmax. Scratch per thread is O(HS * T), never O(T^2); if it cannot
+ * be allocated the portable path runs (same results up to rounding).
  *
  * Threads: the forward splits (cell, head, 128-row query block), the
  * backward (cell, head); their outputs are disjoint and every sum has a
