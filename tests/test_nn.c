@@ -9,7 +9,10 @@
  *   for every ISA the CPU has;
  * - accumulate semantics (backward adds into prefilled gradients);
  * - packed variable-length attention equals per-cell attention, bit for bit;
+ *   projection rows and SwiGLU values are the same alone or in a batch;
  * - bit-identical results with 1 and 2 OpenMP / OpenBLAS threads;
+ * - the bf16 projection against a double reference of its rounded operands
+ *   (kernel exactness) and against float32 (accuracy);
  * - ScaleAdapt features: float32 product, correctly reduced sin/cos against a
  *   double sin of the exact float product; special-token index rule; padding
  *   row 2 gets no gradient;
