@@ -2,7 +2,7 @@
  * (sklearn NMI/ARI/silhouette, numpy re-implementations of the UMAP
  * connectivities, LISI, kBET and PCR, leidenalg for the Leiden scan) on a
  * generated blob fixture (with NaN rows, a missing label, a singleton label,
- * an isolated label) and on the real harmony cell-line embedding.
+ * an isolated label), overlapping blobs (a non-trivial Leiden optimum) and on the real harmony cell-line embedding.
  * Deterministic metrics within 1e-6, clustering scores within 0.02.
  */
 #include "test_util.h"
@@ -316,6 +316,11 @@ static void test_scib_blobs(void **s) {
     check_scib("blobs");
 }
 
+static void test_scib_overlap(void **s) {
+    (void)s;
+    check_scib("overlap");
+}
+
 static void test_scib_harmony(void **s) {
     (void)s;
     if (!g_have_harmony) skip();
@@ -361,6 +366,7 @@ int main(void) {
         cmocka_unit_test(test_nmi_ari_silhouette_blobs),
         cmocka_unit_test(test_nmi_ari_silhouette_harmony),
         cmocka_unit_test(test_scib_blobs),
+        cmocka_unit_test(test_scib_overlap),
         cmocka_unit_test(test_scib_harmony),
         cmocka_unit_test(test_scib_undefined_metrics),
     };

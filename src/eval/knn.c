@@ -34,22 +34,37 @@ static int cand_cmp(const void *a, const void *b) {
     return (x->j > y->j) - (x->j < y->j);
 }
 
-/* Insert (d, j) into the ascending list c[0..*cnt) of capacity m. Columns
- * arrive in increasing j, so equal distances keep the smaller index first. */
-static inline void cand_insert(cand *c, int *cnt, int m, double d, int32_t j) {
-    int n = *cnt;
-    if (n == m) {
-        if (!(d < c[m - 1].d)) return;
-        n = m - 1;
+/* (d, j) is worse than (e, k): larger distance, or equal distance and larger index. */
+static inline int cand_worse(const cand *a, const cand *b) { return a->d > b->d || (a->d == b->d && a->j > b->j); }
+
+/* Bounded max-heap of the m best candidates (worst at c[0]). */
+static inline void cand_push(cand *c, int *cnt, int m, double d, int32_t j) {
+    cand x = {d, j};
+    int n = *cnt, p;
+    if (n < m) {
+        p = n++;
+        while (p > 0) {
+            int up = (p - 1) / 2;
+            if (!cand_worse(&x, &c[up])) break;
+            c[p] = c[up];
+            p = up;
+        }
+        c[p] = x;
+        *cnt = n;
+        return;
     }
-    int p = n;
-    while (p > 0 && c[p - 1].d > d) {
-        c[p] = c[p - 1];
-        p--;
+    if (!cand_worse(&c[0], &x)) return;
+    p = 0; /* replace the root and sift down */
+    for (;;) {
+        int l = 2 * p + 1, r = l + 1, w = p;
+        const cand *wc = &x;
+        if (l < n && cand_worse(&c[l], wc)) w = l, wc = &c[l];
+        if (r < n && cand_worse(&c[r], wc)) w = r, wc = &c[r];
+        if (w == p) break;
+        c[p] = c[w];
+        p = w;
     }
-    c[p].d = d;
-    c[p].j = j;
-    *cnt = n + 1;
+    c[p] = x;
 }
 
 void bmfm_knn_free(bmfm_knn *g) {
@@ -125,12 +140,12 @@ bmfm_status bmfm_knn_build(const float *X, int64_t n, int64_t d, int k, bmfm_knn
                 cand *c = cands + r * m;
                 int cnt = ccnt[r];
                 float si = sq[i];
+                double worst = cnt == m ? c[0].d : INFINITY;
                 for (int64_t jj = 0; jj < cb; jj++) {
-                    int64_t j = c0 + jj;
-                    if (j == i) continue;
-                    double d2 = (double)si + (double)sq[j] - 2.0 * (double)g[jj];
-                    if (cnt == m && !(d2 < c[m - 1].d)) continue;
-                    cand_insert(c, &cnt, m, d2, (int32_t)j);
+                    double d2 = (double)si + (double)sq[c0 + jj] - 2.0 * (double)g[jj];
+                    if (d2 > worst || c0 + jj == i) continue;
+                    cand_push(c, &cnt, m, d2, (int32_t)(c0 + jj));
+                    if (cnt == m) worst = c[0].d;
                 }
                 ccnt[r] = cnt;
             }
