@@ -20,7 +20,8 @@
 
 #define KNN_MARGIN 8
 #define KNN_ROW_BLOCK 256
-#define KNN_COL_BLOCK 4096
+#define KNN_COL_BLOCK 2048
+#define KNN_SCAN 32 /* columns checked at once against the k-th best */
 
 typedef struct cand {
     double d;
@@ -136,16 +137,27 @@ bmfm_status bmfm_knn_build(const float *X, int64_t n, int64_t d, int k, bmfm_knn
 #pragma omp parallel for schedule(static)
             for (int64_t r = 0; r < rb; r++) {
                 int64_t i = r0 + r;
-                const float *g = gbuf + r * cb;
+                float *g = gbuf + r * cb;
                 cand *c = cands + r * m;
                 int cnt = ccnt[r];
                 float si = sq[i];
-                double worst = cnt == m ? c[0].d : INFINITY;
-                for (int64_t jj = 0; jj < cb; jj++) {
-                    double d2 = (double)si + (double)sq[c0 + jj] - 2.0 * (double)g[jj];
-                    if (d2 > worst || c0 + jj == i) continue;
-                    cand_push(c, &cnt, m, d2, (int32_t)(c0 + jj));
-                    if (cnt == m) worst = c[0].d;
+                const float *sqc = sq + c0;
+                /* two passes: a vectorisable distance pass, then a mostly
+                 * branch-free scan against the current k-th best */
+#pragma omp simd
+                for (int64_t jj = 0; jj < cb; jj++) g[jj] = si + sqc[jj] - 2.0f * g[jj];
+                float worst = cnt == m ? (float)c[0].d : INFINITY;
+                for (int64_t j0 = 0; j0 < cb; j0 += KNN_SCAN) {
+                    int64_t je = j0 + KNN_SCAN < cb ? j0 + KNN_SCAN : cb;
+                    int any = 0;
+#pragma omp simd reduction(| : any)
+                    for (int64_t jj = j0; jj < je; jj++) any |= g[jj] <= worst;
+                    if (!any) continue;
+                    for (int64_t jj = j0; jj < je; jj++) {
+                        if (g[jj] > worst || c0 + jj == i) continue;
+                        cand_push(c, &cnt, m, g[jj], (int32_t)(c0 + jj));
+                        if (cnt == m) worst = (float)c[0].d;
+                    }
                 }
                 ccnt[r] = cnt;
             }
