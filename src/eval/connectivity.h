@@ -34,8 +34,4 @@ void bmfm_connectivity_sigmas(const bmfm_knn *g, double *sigma, double *rho);
 /* The symmetric fuzzy-union connectivities of the kNN graph g (self in column 0). */
 bmfm_status bmfm_connectivity_umap(const bmfm_knn *g, bmfm_csr *out);
 
-/* Row subgraph on the cells listed in sel (sorted ascending, m of them):
- * out is m x m with rows/columns renumbered 0..m-1. */
-bmfm_status bmfm_csr_submatrix(const bmfm_csr *a, const int64_t *sel, int64_t m, bmfm_csr *out);
-
 #endif

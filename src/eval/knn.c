@@ -200,6 +200,15 @@ done:
     return st;
 }
 
+void bmfm_center_f64(const float *X, int64_t n, int64_t d, double *out) {
+    for (int64_t c = 0; c < d; c++) {
+        double mu = 0;
+        for (int64_t i = 0; i < n; i++) mu += X[i * d + c];
+        mu /= (double)n;
+        for (int64_t i = 0; i < n; i++) out[i * d + c] = (double)X[i * d + c] - mu;
+    }
+}
+
 bmfm_status bmfm_knn_subset(const bmfm_knn *g, int k, bmfm_knn *out) {
     memset(out, 0, sizeof *out);
     if (k > g->k) k = g->k;

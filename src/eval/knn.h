@@ -34,4 +34,8 @@ bmfm_status bmfm_knn_subset(const bmfm_knn *g, int k, bmfm_knn *out);
 
 void bmfm_knn_free(bmfm_knn *g);
 
+/* out = X minus its column means, in double (n x d row-major); the
+ * distance and PCA code centre first to keep ||x||^2 small. */
+void bmfm_center_f64(const float *X, int64_t n, int64_t d, double *out);
+
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "eval/knn.h"
 
 extern void dsyevr_(const char *jobz, const char *range, const char *uplo, const int *n, double *a, const int *lda,
                     const double *vl, const double *vu, const int *il, const int *iu, const double *abstol, int *m,
@@ -34,12 +35,7 @@ bmfm_status bmfm_pca_eig(const float *X, int64_t n, int64_t d, int n_comps, doub
         st = BMFM_E_NOMEM;
         goto done;
     }
-    for (int64_t c = 0; c < d; c++) {
-        double mu = 0;
-        for (int64_t i = 0; i < n; i++) mu += X[i * d + c];
-        mu /= (double)n;
-        for (int64_t i = 0; i < n; i++) xc[i * d + c] = (double)X[i * d + c] - mu;
-    }
+    bmfm_center_f64(X, n, d, xc);
     /* upper triangle of Xc^T Xc in row-major = lower in column-major ("L" for LAPACK) */
     cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)d, (int)n, 1.0 / (double)(n - 1), xc, (int)d, 0.0, cov,
                 (int)d);

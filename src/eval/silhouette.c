@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "eval/knn.h"
 
 #define SIL_ROW_BLOCK 128
 #define SIL_COL_BLOCK 8192
@@ -48,12 +49,7 @@ bmfm_status bmfm_silhouette_samples(const float *X, int64_t n, int64_t d, const 
         st = BMFM_E_NOMEM;
         goto done;
     }
-    for (int64_t c = 0; c < d; c++) {
-        double mu = 0;
-        for (int64_t i = 0; i < n; i++) mu += X[i * d + c];
-        mu /= (double)n;
-        for (int64_t i = 0; i < n; i++) xd[i * d + c] = (double)X[i * d + c] - mu;
-    }
+    bmfm_center_f64(X, n, d, xd);
     for (int64_t i = 0; i < n; i++) {
         double v = 0;
         for (int64_t c = 0; c < d; c++) v += xd[i * d + c] * xd[i * d + c];
