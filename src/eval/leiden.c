@@ -49,8 +49,12 @@ static bmfm_status ig_build(const bmfm_csr *w, igraph_ctx *c) {
         igraph_vector_destroy(&c->w);
         return bmfm_error_set(BMFM_E_INTERNAL, "leiden: igraph_create failed (%d)", (int)ie);
     }
-    igraph_vector_init(&c->strength, 0);
-    igraph_strength(&c->g, &c->strength, igraph_vss_all(), IGRAPH_ALL, IGRAPH_LOOPS, &c->w);
+    if (igraph_vector_init(&c->strength, 0) ||
+        igraph_strength(&c->g, &c->strength, igraph_vss_all(), IGRAPH_ALL, IGRAPH_LOOPS, &c->w)) {
+        igraph_destroy(&c->g);
+        igraph_vector_destroy(&c->w);
+        return bmfm_error_set(BMFM_E_NOMEM, "leiden: igraph strengths");
+    }
     c->total = igraph_vector_sum(&c->strength);
     return BMFM_OK;
 }
@@ -62,8 +66,11 @@ static bmfm_status ig_leiden(igraph_ctx *c, double resolution, uint64_t seed, in
     igraph_real_t q = 0;
     bmfm_status st = BMFM_OK;
     int64_t n = igraph_vcount(&c->g);
-    igraph_vector_int_init(&memb, n);
-    igraph_vector_int_init(&prev, n);
+    if (igraph_vector_int_init(&memb, n)) return bmfm_error_set(BMFM_E_NOMEM, "leiden: membership vector");
+    if (igraph_vector_int_init(&prev, n)) {
+        igraph_vector_int_destroy(&memb);
+        return bmfm_error_set(BMFM_E_NOMEM, "leiden: membership vector");
+    }
     igraph_rng_seed(igraph_rng_default(), (igraph_uint_t)seed);
     /* modularity: resolution / 2m with node weights = strengths (python-igraph's normalisation) */
     double res = c->total > 0 ? resolution / c->total : resolution;
@@ -96,9 +103,14 @@ bmfm_status bmfm_leiden(const bmfm_csr *w, double resolution, uint64_t seed, int
                         int32_t *membership, int *n_clusters) {
     igraph_ctx c;
     memset(&c, 0, sizeof c);
-    BMFM_TRY(ig_build(w, &c));
-    bmfm_status st = ig_leiden(&c, resolution, seed, n_iterations, membership, n_clusters);
-    ig_free(&c);
+    /* igraph's default handler aborts the process; library code must return */
+    igraph_error_handler_t *old = igraph_set_error_handler(igraph_error_handler_ignore);
+    bmfm_status st = ig_build(w, &c);
+    if (!st) {
+        st = ig_leiden(&c, resolution, seed, n_iterations, membership, n_clusters);
+        ig_free(&c);
+    }
+    igraph_set_error_handler(old);
     return st;
 }
 
@@ -114,7 +126,11 @@ bmfm_status bmfm_leiden_scan(const bmfm_csr *w, const int32_t *labels, double re
         return bmfm_error_set(BMFM_E_INPUT, "leiden scan: bad resolution range %g..%g step %g", res_min, res_max,
                               res_step);
     memset(&c, 0, sizeof c);
-    BMFM_TRY(ig_build(w, &c));
+    igraph_error_handler_t *old = igraph_set_error_handler(igraph_error_handler_ignore);
+    if ((st = ig_build(w, &c))) {
+        igraph_set_error_handler(old);
+        return st;
+    }
     memb = bmfm_malloc((size_t)w->n * sizeof *memb);
     best = bmfm_malloc((size_t)w->n * sizeof *best);
     if (!memb || !best) {
@@ -144,5 +160,6 @@ done:
     free(memb);
     free(best);
     ig_free(&c);
+    igraph_set_error_handler(old);
     return st;
 }
