@@ -180,6 +180,12 @@ static void check_nmi_ari_silhouette(const char *fx) {
     assert_int_equal(bmfm_silhouette_samples(c.X, c.n, c.d, c.lab, max_code(c.lab, c.n) + 1, sil), BMFM_OK);
     for (int64_t i = 0; i < c.n; i++) near(sil[i], rs[i], 1e-6, "silhouette_samples");
     near(bmfm_asw_label_from_samples(sil, c.n), ref(fx, "asw_label"), 1e-6, "asw_label");
+    double *sil1 = malloc((size_t)c.n * sizeof *sil1);
+    omp_set_num_threads(1);
+    assert_int_equal(bmfm_silhouette_samples(c.X, c.n, c.d, c.lab, max_code(c.lab, c.n) + 1, sil1), BMFM_OK);
+    omp_set_num_threads(omp_get_num_procs());
+    assert_memory_equal(sil, sil1, (size_t)c.n * sizeof *sil); /* thread count does not matter */
+    free(sil1);
     free(sil), free(rs), free(ca), free(cb);
     free_clean(&c);
 }

@@ -13,6 +13,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +69,78 @@ static inline void cand_push(cand *c, int *cnt, int m, double d, int32_t j) {
     c[p] = x;
 }
 
+/* Rows r0..r0+KNN_ROW_BLOCK: screen all columns, then re-rank in double. */
+static void knn_row_block(const float *X, const float *xc, const float *sq, int64_t n, int64_t d, int k, int m,
+                          int64_t r0, int64_t cb_max, float *gbuf, cand *cands, int *ccnt, bmfm_knn *out) {
+    int64_t rb = n - r0 < KNN_ROW_BLOCK ? n - r0 : KNN_ROW_BLOCK;
+    for (int64_t r = 0; r < rb; r++) ccnt[r] = 0;
+    for (int64_t c0 = 0; c0 < n && m > 0; c0 += cb_max) {
+        int64_t cb = n - c0 < cb_max ? n - c0 : cb_max;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cb, (int)d, 1.0f, xc + r0 * d, (int)d,
+                    xc + c0 * d, (int)d, 0.0f, gbuf, (int)cb);
+        for (int64_t r = 0; r < rb; r++) {
+            int64_t i = r0 + r;
+            float *g = gbuf + r * cb;
+            cand *c = cands + r * m;
+            int cnt = ccnt[r];
+            float si = sq[i];
+            const float *sqc = sq + c0;
+            /* two passes: a vectorisable distance pass, then a scan that
+             * skips 32 columns at a time when none beats the current k-th */
+#pragma omp simd
+            for (int64_t jj = 0; jj < cb; jj++) g[jj] = si + sqc[jj] - 2.0f * g[jj];
+            float worst = cnt == m ? (float)c[0].d : INFINITY;
+            for (int64_t j0 = 0; j0 < cb; j0 += KNN_SCAN) {
+                int64_t je = j0 + KNN_SCAN < cb ? j0 + KNN_SCAN : cb;
+                int any = 0;
+#pragma omp simd reduction(| : any)
+                for (int64_t jj = j0; jj < je; jj++) any |= g[jj] <= worst;
+                if (!any) continue;
+                for (int64_t jj = j0; jj < je; jj++) {
+                    if (g[jj] > worst || c0 + jj == i) continue;
+                    cand_push(c, &cnt, m, g[jj], (int32_t)(c0 + jj));
+                    if (cnt == m) worst = (float)c[0].d;
+                }
+            }
+            ccnt[r] = cnt;
+        }
+    }
+    for (int64_t r = 0; r < rb; r++) {
+        int64_t i = r0 + r;
+        cand *c = cands + r * m;
+        int cnt = ccnt[r];
+        const float *xi = X + i * d;
+        for (int t = 0; t < cnt; t++) {
+            const float *xj = X + (int64_t)c[t].j * d;
+            double s = 0;
+            for (int64_t q = 0; q < d; q++) {
+                double diff = (double)xi[q] - (double)xj[q];
+                s += diff * diff;
+            }
+            c[t].d = s;
+        }
+        qsort(c, (size_t)cnt, sizeof *c, cand_cmp);
+        int32_t *oi = out->idx + i * k;
+        float *od = out->dist + i * k;
+        oi[0] = (int32_t)i;
+        od[0] = 0.0f;
+        for (int t = 1; t < k; t++) {
+            oi[t] = c[t - 1].j;
+            od[t] = (float)sqrt(c[t - 1].d > 0 ? c[t - 1].d : 0.0);
+        }
+    }
+}
+
+int bmfm_blas_threads_begin(void) {
+    int t = openblas_get_num_threads();
+    if (omp_get_max_threads() > 1) openblas_set_num_threads(1);
+    return t;
+}
+
+void bmfm_blas_threads_end(int saved) {
+    if (openblas_get_num_threads() != saved) openblas_set_num_threads(saved);
+}
+
 void bmfm_knn_free(bmfm_knn *g) {
     if (!g) return;
     free(g->idx);
@@ -77,9 +150,7 @@ void bmfm_knn_free(bmfm_knn *g) {
 
 bmfm_status bmfm_knn_build(const float *X, int64_t n, int64_t d, int k, bmfm_knn *out) {
     bmfm_status st = BMFM_OK;
-    float *xc = NULL, *sq = NULL, *gbuf = NULL;
-    cand *cands = NULL;
-    int *ccnt = NULL;
+    float *xc = NULL, *sq = NULL;
     memset(out, 0, sizeof *out);
     if (n < 1 || d < 1 || k < 1)
         return bmfm_error_set(BMFM_E_INPUT, "knn: need n >= 1, d >= 1, k >= 1 (got n=%lld d=%lld k=%d)",
@@ -96,10 +167,7 @@ bmfm_status bmfm_knn_build(const float *X, int64_t n, int64_t d, int k, bmfm_knn
     xc = bmfm_malloc((size_t)n * d * sizeof *xc);
     sq = bmfm_malloc((size_t)n * sizeof *sq);
     int64_t cb_max = n < KNN_COL_BLOCK ? n : KNN_COL_BLOCK;
-    gbuf = bmfm_malloc((size_t)KNN_ROW_BLOCK * cb_max * sizeof *gbuf);
-    cands = bmfm_malloc((size_t)KNN_ROW_BLOCK * (m > 0 ? m : 1) * sizeof *cands);
-    ccnt = bmfm_malloc((size_t)KNN_ROW_BLOCK * sizeof *ccnt);
-    if (!out->idx || !out->dist || !xc || !sq || !gbuf || !cands || !ccnt) {
+    if (!out->idx || !out->dist || !xc || !sq) {
         st = BMFM_E_NOMEM;
         goto done;
     }
@@ -127,75 +195,36 @@ bmfm_status bmfm_knn_build(const float *X, int64_t n, int64_t d, int k, bmfm_knn
         free(mu);
     }
 
-    for (int64_t r0 = 0; r0 < n; r0 += KNN_ROW_BLOCK) {
-        int64_t rb = n - r0 < KNN_ROW_BLOCK ? n - r0 : KNN_ROW_BLOCK;
-        for (int64_t r = 0; r < rb; r++) ccnt[r] = 0;
-        for (int64_t c0 = 0; c0 < n && m > 0; c0 += cb_max) {
-            int64_t cb = n - c0 < cb_max ? n - c0 : cb_max;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cb, (int)d, 1.0f, xc + r0 * d, (int)d,
-                        xc + c0 * d, (int)d, 0.0f, gbuf, (int)cb);
-#pragma omp parallel for schedule(static)
-            for (int64_t r = 0; r < rb; r++) {
-                int64_t i = r0 + r;
-                float *g = gbuf + r * cb;
-                cand *c = cands + r * m;
-                int cnt = ccnt[r];
-                float si = sq[i];
-                const float *sqc = sq + c0;
-                /* two passes: a vectorisable distance pass, then a mostly
-                 * branch-free scan against the current k-th best */
-#pragma omp simd
-                for (int64_t jj = 0; jj < cb; jj++) g[jj] = si + sqc[jj] - 2.0f * g[jj];
-                float worst = cnt == m ? (float)c[0].d : INFINITY;
-                for (int64_t j0 = 0; j0 < cb; j0 += KNN_SCAN) {
-                    int64_t je = j0 + KNN_SCAN < cb ? j0 + KNN_SCAN : cb;
-                    int any = 0;
-#pragma omp simd reduction(| : any)
-                    for (int64_t jj = j0; jj < je; jj++) any |= g[jj] <= worst;
-                    if (!any) continue;
-                    for (int64_t jj = j0; jj < je; jj++) {
-                        if (g[jj] > worst || c0 + jj == i) continue;
-                        cand_push(c, &cnt, m, g[jj], (int32_t)(c0 + jj));
-                        if (cnt == m) worst = (float)c[0].d;
-                    }
-                }
-                ccnt[r] = cnt;
-            }
+    /* One parallel region over row blocks, each thread with its own buffers
+     * and single-threaded sgemm: alternating OpenBLAS's thread pool with
+     * OpenMP regions block by block made both runtimes spin against each
+     * other (10x slower on a loaded 2-core machine). Rows are independent,
+     * so the result does not depend on the schedule. */
+    int blas_threads = bmfm_blas_threads_begin();
+    int64_t nblk = (n + KNN_ROW_BLOCK - 1) / KNN_ROW_BLOCK;
+    int failed = 0;
+#pragma omp parallel
+    {
+        float *gbuf = malloc((size_t)KNN_ROW_BLOCK * cb_max * sizeof *gbuf);
+        cand *cands = malloc((size_t)KNN_ROW_BLOCK * (m > 0 ? m : 1) * sizeof *cands);
+        int *ccnt = malloc((size_t)KNN_ROW_BLOCK * sizeof *ccnt);
+        if (!gbuf || !cands || !ccnt) {
+#pragma omp atomic write
+            failed = 1;
         }
-        /* Re-rank the candidates with exact double distances. */
-#pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < rb; r++) {
-            int64_t i = r0 + r;
-            cand *c = cands + r * m;
-            int cnt = ccnt[r];
-            const float *xi = X + i * d;
-            for (int t = 0; t < cnt; t++) {
-                const float *xj = X + (int64_t)c[t].j * d;
-                double s = 0;
-                for (int64_t q = 0; q < d; q++) {
-                    double diff = (double)xi[q] - (double)xj[q];
-                    s += diff * diff;
-                }
-                c[t].d = s;
-            }
-            qsort(c, (size_t)cnt, sizeof *c, cand_cmp);
-            int32_t *oi = out->idx + i * k;
-            float *od = out->dist + i * k;
-            oi[0] = (int32_t)i;
-            od[0] = 0.0f;
-            for (int t = 1; t < k; t++) {
-                oi[t] = c[t - 1].j;
-                od[t] = (float)sqrt(c[t - 1].d > 0 ? c[t - 1].d : 0.0);
-            }
-        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t blk = 0; blk < nblk; blk++)
+            if (gbuf && cands && ccnt) knn_row_block(X, xc, sq, n, d, k, m, blk * KNN_ROW_BLOCK, cb_max, gbuf, cands, ccnt, out);
+        free(gbuf);
+        free(cands);
+        free(ccnt);
     }
+    bmfm_blas_threads_end(blas_threads);
+    if (failed) st = bmfm_error_set(BMFM_E_NOMEM, "knn: out of memory for %d-thread buffers", omp_get_max_threads());
 
 done:
     free(xc);
     free(sq);
-    free(gbuf);
-    free(cands);
-    free(ccnt);
     if (st != BMFM_OK) bmfm_knn_free(out);
     return st;
 }

@@ -36,7 +36,7 @@ bmfm_status bmfm_lisi_per_cell(const bmfm_knn *g, const int32_t *cat, int64_t n_
 #pragma omp atomic write
             st = BMFM_E_NOMEM;
         }
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 64)
         for (int64_t i = 0; i < g->n; i++) {
             if (!P || !bin) continue;
             const float *D = g->dist + i * k + 1;

@@ -16,12 +16,51 @@
 #include "eval/knn.h"
 
 #define SIL_ROW_BLOCK 128
-#define SIL_COL_BLOCK 8192
+#define SIL_COL_BLOCK 2048
+
+/* Silhouettes of rows r0..r0+SIL_ROW_BLOCK from per-cluster distance sums. */
+static void sil_row_block(const double *xd, const double *sq, int64_t n, int64_t d, const int32_t *lab, int64_t n_lab,
+                          const int64_t *cnt, int64_t r0, int64_t cbm, double *g, double *sums, double *s) {
+    int64_t rb = n - r0 < SIL_ROW_BLOCK ? n - r0 : SIL_ROW_BLOCK;
+    memset(sums, 0, (size_t)rb * n_lab * sizeof *sums);
+    for (int64_t c0 = 0; c0 < n; c0 += cbm) {
+        int64_t cb = n - c0 < cbm ? n - c0 : cbm;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cb, (int)d, 1.0, xd + r0 * d, (int)d,
+                    xd + c0 * d, (int)d, 0.0, g, (int)cb);
+        for (int64_t r = 0; r < rb; r++) {
+            int64_t i = r0 + r;
+            double *sr = sums + r * n_lab, *gr = g + r * cb, si = sq[i];
+            const double *sqc = sq + c0;
+#pragma omp simd
+            for (int64_t jj = 0; jj < cb; jj++) {
+                double d2 = si + sqc[jj] - 2.0 * gr[jj];
+                gr[jj] = d2 > 0 ? sqrt(d2) : 0.0;
+            }
+            if (i >= c0 && i < c0 + cb) gr[i - c0] = 0.0; /* self, whatever the rounding */
+            const int32_t *lc = lab + c0;
+            for (int64_t jj = 0; jj < cb; jj++) sr[lc[jj]] += gr[jj];
+        }
+    }
+    for (int64_t r = 0; r < rb; r++) {
+        int64_t i = r0 + r;
+        const double *sr = sums + r * n_lab;
+        int32_t li = lab[i];
+        if (cnt[li] <= 1) {
+            s[i] = 0; /* sklearn: 0/0 -> nan_to_num -> 0 */
+            continue;
+        }
+        double a = sr[li] / (double)(cnt[li] - 1), b = INFINITY;
+        for (int64_t l = 0; l < n_lab; l++)
+            if (l != li && cnt[l] > 0 && sr[l] / (double)cnt[l] < b) b = sr[l] / (double)cnt[l];
+        double m = a > b ? a : b;
+        s[i] = m > 0 ? (b - a) / m : 0.0;
+    }
+}
 
 bmfm_status bmfm_silhouette_samples(const float *X, int64_t n, int64_t d, const int32_t *lab, int64_t n_lab,
                                     double *s) {
     bmfm_status st = BMFM_OK;
-    double *xd = NULL, *sq = NULL, *g = NULL, *sums = NULL;
+    double *xd = NULL, *sq = NULL;
     int64_t *cnt = NULL;
     cnt = bmfm_calloc((size_t)n_lab + 1, sizeof *cnt);
     if (!cnt) return BMFM_E_NOMEM;
@@ -43,9 +82,7 @@ bmfm_status bmfm_silhouette_samples(const float *X, int64_t n, int64_t d, const 
     int64_t cbm = n < SIL_COL_BLOCK ? n : SIL_COL_BLOCK;
     xd = bmfm_malloc((size_t)n * d * sizeof *xd);
     sq = bmfm_malloc((size_t)n * sizeof *sq);
-    g = bmfm_malloc((size_t)SIL_ROW_BLOCK * cbm * sizeof *g);
-    sums = bmfm_malloc((size_t)SIL_ROW_BLOCK * n_lab * sizeof *sums);
-    if (!xd || !sq || !g || !sums) {
+    if (!xd || !sq) {
         st = BMFM_E_NOMEM;
         goto done;
     }
@@ -55,47 +92,30 @@ bmfm_status bmfm_silhouette_samples(const float *X, int64_t n, int64_t d, const 
         for (int64_t c = 0; c < d; c++) v += xd[i * d + c] * xd[i * d + c];
         sq[i] = v;
     }
-    for (int64_t r0 = 0; r0 < n; r0 += SIL_ROW_BLOCK) {
-        int64_t rb = n - r0 < SIL_ROW_BLOCK ? n - r0 : SIL_ROW_BLOCK;
-        memset(sums, 0, (size_t)rb * n_lab * sizeof *sums);
-        for (int64_t c0 = 0; c0 < n; c0 += cbm) {
-            int64_t cb = n - c0 < cbm ? n - c0 : cbm;
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cb, (int)d, 1.0, xd + r0 * d, (int)d,
-                        xd + c0 * d, (int)d, 0.0, g, (int)cb);
-#pragma omp parallel for schedule(static)
-            for (int64_t r = 0; r < rb; r++) {
-                int64_t i = r0 + r;
-                double *sr = sums + r * n_lab;
-                const double *gr = g + r * cb;
-                for (int64_t jj = 0; jj < cb; jj++) {
-                    int64_t j = c0 + jj;
-                    if (j == i) continue;
-                    double d2 = sq[i] + sq[j] - 2.0 * gr[jj];
-                    sr[lab[j]] += d2 > 0 ? sqrt(d2) : 0.0;
-                }
-            }
+    /* one parallel region, per-thread buffers, single-threaded dgemm (see knn.c) */
+    int blas_threads = bmfm_blas_threads_begin();
+    int64_t nblk = (n + SIL_ROW_BLOCK - 1) / SIL_ROW_BLOCK;
+    int failed = 0;
+#pragma omp parallel
+    {
+        double *g = malloc((size_t)SIL_ROW_BLOCK * cbm * sizeof *g);
+        double *sums = malloc((size_t)SIL_ROW_BLOCK * n_lab * sizeof *sums);
+        if (!g || !sums) {
+#pragma omp atomic write
+            failed = 1;
         }
-        for (int64_t r = 0; r < rb; r++) {
-            int64_t i = r0 + r;
-            const double *sr = sums + r * n_lab;
-            int32_t li = lab[i];
-            if (cnt[li] <= 1) {
-                s[i] = 0; /* sklearn: 0/0 -> nan_to_num -> 0 */
-                continue;
-            }
-            double a = sr[li] / (double)(cnt[li] - 1), b = INFINITY;
-            for (int64_t l = 0; l < n_lab; l++)
-                if (l != li && cnt[l] > 0 && sr[l] / (double)cnt[l] < b) b = sr[l] / (double)cnt[l];
-            double m = a > b ? a : b;
-            s[i] = m > 0 ? (b - a) / m : 0.0;
-        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t blk = 0; blk < nblk; blk++)
+            if (g && sums) sil_row_block(xd, sq, n, d, lab, n_lab, cnt, blk * SIL_ROW_BLOCK, cbm, g, sums, s);
+        free(g);
+        free(sums);
     }
+    bmfm_blas_threads_end(blas_threads);
+    if (failed) st = bmfm_error_set(BMFM_E_NOMEM, "silhouette: out of memory for thread buffers");
 done:
     free(cnt);
     free(xd);
     free(sq);
-    free(g);
-    free(sums);
     return st;
 }
 
