@@ -133,7 +133,9 @@ static void knn_row_block(const float *X, const float *xc, const float *sq, int6
 
 int bmfm_blas_threads_begin(void) {
     int t = openblas_get_num_threads();
-    if (omp_get_max_threads() > 1) openblas_set_num_threads(1);
+    /* always 1, also for one OpenMP thread: OpenBLAS's blocking depends on
+     * its thread count, and so would the last bits of our sums */
+    openblas_set_num_threads(1);
     return t;
 }
 
