@@ -273,7 +273,7 @@ static void test_leiden_ring_of_cliques(void **s) {
     bmfm_leiden(&w, 0.5, 7, 2, m2, &n2);
     assert_memory_equal(memb, m2, sizeof memb);
     bmfm_leiden_scan_result r;
-    assert_int_equal(bmfm_leiden_scan(&w, truth, 0.2, 2.0, 0.2, 0, NULL, &r), BMFM_OK);
+    assert_int_equal(bmfm_leiden_scan(&w, truth, 0.2, 2.0, 0.2, 0, -1, NULL, &r), BMFM_OK);
     assert_int_equal(r.n_resolutions, 10);
     near(r.nmi, 1.0, 1e-12, "scan nmi");
     bmfm_csr_free(&w);
@@ -325,6 +325,23 @@ static void test_scib_blobs(void **s) {
 static void test_scib_overlap(void **s) {
     (void)s;
     check_scib("overlap");
+    /* two Leiden iterations (scanpy's igraph flavor, scib-metrics) against python-igraph */
+    clean c;
+    load_clean("overlap", &c);
+    bmfm_scib_options o;
+    bmfm_scib_options_default(&o);
+    o.leiden_iterations = 2;
+    o.lisi = o.kbet = o.pcr = o.isolated = 0;
+    bmfm_scib_result r;
+    assert_int_equal(bmfm_scib_compute(c.X, c.n, c.d, c.lab, max_code(c.lab, c.n) + 1, c.bat, 2, NULL, 0, &o, &r),
+                     BMFM_OK);
+    fprintf(stderr, "overlap, 2 iterations: nmi %.4f ari %.4f (python-igraph median %.4f %.4f)\n  protocol: %s\n",
+            r.nmi, r.ari, ref("overlap", "igraph_nmi"), ref("overlap", "igraph_ari"), r.protocol);
+    near(r.nmi, ref("overlap", "igraph_nmi"), 0.02, "2-iteration NMI vs python-igraph");
+    near(r.ari, ref("overlap", "igraph_ari"), 0.02, "2-iteration ARI vs python-igraph");
+    assert_non_null(strstr(r.protocol, "2 iterations"));
+    assert_true(isnan(r.kbet) && isnan(r.ilisi) && isnan(r.pcr)); /* switched off */
+    free_clean(&c);
 }
 
 static void test_scib_harmony(void **s) {

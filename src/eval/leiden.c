@@ -115,7 +115,7 @@ bmfm_status bmfm_leiden(const bmfm_csr *w, double resolution, uint64_t seed, int
 }
 
 bmfm_status bmfm_leiden_scan(const bmfm_csr *w, const int32_t *labels, double res_min, double res_max,
-                             double res_step, uint64_t seed, int32_t *best_membership,
+                             double res_step, uint64_t seed, int n_iterations, int32_t *best_membership,
                              bmfm_leiden_scan_result *out) {
     igraph_ctx c;
     int32_t *memb = NULL, *best = NULL;
@@ -143,7 +143,7 @@ bmfm_status bmfm_leiden_scan(const bmfm_csr *w, const int32_t *labels, double re
         double res = res_min + r * res_step;
         int ncl = 0;
         double nmi;
-        if ((st = ig_leiden(&c, res, seed, -1, memb, &ncl))) goto done;
+        if ((st = ig_leiden(&c, res, seed, n_iterations, memb, &ncl))) goto done;
         if ((st = bmfm_nmi(labels, memb, w->n, &nmi))) goto done;
         if (nmi > best_nmi) {
             best_nmi = nmi;

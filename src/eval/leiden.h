@@ -38,9 +38,10 @@ typedef struct bmfm_leiden_scan_result {
 
 /* Leiden at res_min, res_min + step, ... <= res_max (+1e-9); pick the first
  * resolution with the largest NMI against labels; ARI at that clustering.
- * best_membership (n entries) may be NULL. */
+ * n_iterations as bmfm_leiden (-1: until stable). best_membership (n
+ * entries) may be NULL. */
 bmfm_status bmfm_leiden_scan(const bmfm_csr *w, const int32_t *labels, double res_min, double res_max,
-                             double res_step, uint64_t seed, int32_t *best_membership,
+                             double res_step, uint64_t seed, int n_iterations, int32_t *best_membership,
                              bmfm_leiden_scan_result *out);
 
 #endif

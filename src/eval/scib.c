@@ -33,6 +33,7 @@ void bmfm_scib_options_default(bmfm_scib_options *o) {
     o->res_step = 0.2;
     o->seed = 0;
     o->lisi = o->kbet = o->pcr = o->isolated = 1;
+    o->leiden_iterations = -1;
 }
 
 static void note_add(bmfm_scib_result *r, const char *fmt, ...) {
@@ -101,6 +102,8 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
     if (batches && n_batches < 1) return bmfm_error_set(BMFM_E_INPUT, "scib: batches given with n_batches=%lld", (long long)n_batches);
     if (pre && d_pre < 1) return bmfm_error_set(BMFM_E_INPUT, "scib: pre embedding given with d_pre=%lld", (long long)d_pre);
     if (opt.k < 2) return bmfm_error_set(BMFM_E_INPUT, "scib: k=%d must be >= 2 (self included)", opt.k);
+    if (opt.leiden_iterations == 0)
+        return bmfm_error_set(BMFM_E_INPUT, "scib: leiden_iterations must be -1 (until stable) or >= 1");
     for (int64_t i = 0; i < n; i++) {
         if (labels[i] < -1 || labels[i] >= n_labels)
             return bmfm_error_set(BMFM_E_INPUT, "scib: label code %d at cell %lld outside -1..%lld", labels[i],
@@ -153,10 +156,13 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
     memcpy(bat, tmp, (size_t)m * sizeof *bat);
     out->n_labels_used = L;
     out->n_batches_used = B;
+    char iters[32];
+    if (opt.leiden_iterations < 0) snprintf(iters, sizeof iters, "until stable");
+    else snprintf(iters, sizeof iters, "%d iterations", opt.leiden_iterations);
     snprintf(out->protocol, sizeof out->protocol,
              "exact %d-NN (self incl.), UMAP connectivities, Leiden igraph modularity res %.2g..%.2g step %.2g "
-             "seed %llu, best NMI; averages without min-max scaling",
-             opt.k, opt.res_min, opt.res_max, opt.res_step, (unsigned long long)opt.seed);
+             "seed %llu, %s, best NMI; averages without min-max scaling",
+             opt.k, opt.res_min, opt.res_max, opt.res_step, (unsigned long long)opt.seed, iters);
     int bio_ok = L >= 2, batch_ok = B >= 2;
     if (!bio_ok) note_add(out, "one label: NMI, ARI, label ASW, cLISI, isolated ASW undefined");
     if (!batch_ok) note_add(out, "one batch: batch metrics undefined");
@@ -178,7 +184,8 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
             goto done;
         }
         bmfm_leiden_scan_result lr;
-        if ((st = bmfm_leiden_scan(&w15, lab, opt.res_min, opt.res_max, opt.res_step, opt.seed, memb, &lr)))
+        if ((st = bmfm_leiden_scan(&w15, lab, opt.res_min, opt.res_max, opt.res_step, opt.seed,
+                                   opt.leiden_iterations, memb, &lr)))
             goto done;
         out->nmi = lr.nmi;
         out->ari = lr.ari;
