@@ -3,7 +3,7 @@
  * F_clean_bat.i32), optionally resampled to N cells (interpolating random same-label,
  * same-batch pairs).
  *
- * usage: build/bench/eval_metrics DIR/FIXTURE [N]
+ * usage: build/bench/eval_metrics DIR/FIXTURE [N [LEIDEN_ITERATIONS]]
  * Prints the wall time of each step and the metrics.
  */
 #include <stdio.h>
@@ -46,7 +46,7 @@ static void on_step(const char *s, void *ctx) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s DIR/FIXTURE [N]\n", argv[0]);
+        fprintf(stderr, "usage: %s DIR/FIXTURE [N [LEIDEN_ITERATIONS]]\n", argv[0]);
         return 2;
     }
     long bx, bl;
@@ -82,6 +82,7 @@ int main(int argc, char **argv) {
     }
     bmfm_scib_options o;
     bmfm_scib_options_default(&o);
+    if (argc > 3) o.leiden_iterations = atoi(argv[3]);
     t0 = bmfm_now_seconds();
     c0 = cpu_seconds();
     o.progress = on_step;
@@ -89,6 +90,7 @@ int main(int argc, char **argv) {
     if (bmfm_scib_compute(X, n, d, lab, nl, bat, nb, NULL, 0, &o, &r)) return 1;
     printf("n=%lld d=%lld labels=%d batches=%d total wall %.2f s, cpu %.2f s\n", (long long)n, (long long)d, nl, nb,
            bmfm_now_seconds() - t0, cpu_seconds() - c0);
+    printf("%s\n", r.protocol);
     printf("nmi %.4f ari %.4f res %.1f asw_label %.4f asw_batch %.4f gc %.4f ilisi %.4f clisi %.4f kbet %.4f "
            "pcr %.4f iso %.4f avg_bio %.4f avg_batch %.4f overall %.4f\n",
            r.nmi, r.ari, r.best_resolution, r.asw_label, r.asw_batch, r.graph_conn, r.ilisi, r.clisi, r.kbet, r.pcr,
