@@ -246,6 +246,8 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
             if (pre) {
                 if ((st = bmfm_pcr(xp, m, d_pre, bat, B, BMFM_PCR_N_COMPS, &out->pcr_pre))) goto done;
                 out->pcr_comparison = bmfm_pcr_comparison(out->pcr_pre, out->pcr);
+            } else {
+                note_add(out, "PCR comparison needs the unintegrated embedding");
             }
         }
     }
