@@ -221,6 +221,28 @@ static void test_nmi_ari_edge_cases(void **s) {
     assert_int_equal(bmfm_nmi(neg, neg, 2, &v), BMFM_E_INPUT);
 }
 
+/* Equal distances are ordered by index; duplicated points do not displace self. */
+static void test_knn_ties_and_duplicates(void **s) {
+    (void)s;
+    /* 1-D points: 0, 1, -1, 2, -2, 0 (a duplicate of cell 0) */
+    float X[6] = {0, 1, -1, 2, -2, 0};
+    bmfm_knn g;
+    assert_int_equal(bmfm_knn_build(X, 6, 1, 6, &g), BMFM_OK);
+    int32_t want0[6] = {0, 5, 1, 2, 3, 4}, want5[6] = {5, 0, 1, 2, 3, 4};
+    assert_memory_equal(g.idx, want0, sizeof want0);
+    assert_memory_equal(g.idx + 5 * 6, want5, sizeof want5);
+    float wantd[6] = {0, 0, 1, 1, 2, 2};
+    assert_memory_equal(g.dist, wantd, sizeof wantd);
+    /* cell 1 (x=1): 0 and 5 at distance 1 (index order), then 3 (x=2) at 1, then 2 (x=-1) at 2 */
+    int32_t want1[6] = {1, 0, 3, 5, 2, 4};
+    assert_memory_equal(g.idx + 6, want1, sizeof want1);
+    bmfm_knn_free(&g);
+    /* k larger than n is clamped */
+    assert_int_equal(bmfm_knn_build(X, 6, 1, 50, &g), BMFM_OK);
+    assert_int_equal(g.k, 6);
+    bmfm_knn_free(&g);
+}
+
 static void test_chi2_tail(void **s) {
     (void)s;
     near(bmfm_chi2_sf(3.841458820694124, 1), 0.05, 1e-12, "chi2 dof 1");
@@ -383,6 +405,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nmi_ari_edge_cases),
         cmocka_unit_test(test_chi2_tail),
+        cmocka_unit_test(test_knn_ties_and_duplicates),
         cmocka_unit_test(test_leiden_ring_of_cliques),
         cmocka_unit_test(test_knn_connectivities_blobs),
         cmocka_unit_test(test_knn_connectivities_harmony),
