@@ -7,7 +7,8 @@ the Debian stack: numpy/pandas (scanpy's normalize/log1p/HVG formulas, as in
 tests/ref/pca_oracle.py), sklearn (PCA arpack, brute kNN, silhouette, NMI/ARI,
 LogisticRegression, KNeighborsClassifier), a numpy re-implementation of the
 UMAP connectivities, leidenalg (scanpy's default Leiden flavor) for the
-resolution scan, scipy for components and the chi2 tail, numpy for LISI/kBET/PCR.
+resolution scan, scipy for components and the chi2 tail, numpy for PCR, and LISI/kBET from tests/ref/metrics_oracle.py (the metric
+engine's oracle: scib-metrics' LISI, kBET per label with scib's component rules).
 
 usage:
   eval_python.py make-kang OUT.h5ad REPLICAS      # resampled raw-count file
@@ -136,40 +137,9 @@ def leiden_scan(W, lab):
     return best[0], adjusted_rand_score(lab, best[2]), best[1]
 
 
-def lisi(idx, dist, cat, perplexity=30):
-    n = idx.shape[0]
-    out = np.empty(n)
-    logU = np.log(perplexity)
-    D = dist[:, 1:].astype(np.float64)
-    I = idx[:, 1:]
-    for i in range(n):  # harmonypy-style loop, as scib-metrics' numpy fallback
-        beta, bmin, bmax = 1.0, -np.inf, np.inf
-        for _ in range(50):
-            P = np.exp(-D[i] * beta)
-            s = P.sum()
-            if s == 0:
-                H, P = 0, np.zeros_like(P)
-                break
-            H = np.log(s) + beta * np.sum(D[i] * P) / s
-            P = P / s
-            diff = H - logU
-            if abs(diff) < 1e-5:
-                break
-            if diff > 0:
-                bmin = beta
-                beta = beta * 2 if np.isinf(bmax) else (beta + bmax) / 2
-            else:
-                bmax = beta
-                beta = beta / 2 if np.isinf(bmin) else (beta + bmin) / 2
-        simpson = np.bincount(cat[I[i]], weights=P, minlength=cat.max() + 1)
-        out[i] = 1 / np.sum(simpson ** 2) if P.sum() > 0 else -1
-    return out
-
-
 def suite(path, key, label, batch):
     import anndata
     from scipy.sparse.csgraph import connected_components
-    from scipy.stats import chi2
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score, silhouette_samples, silhouette_score
@@ -207,28 +177,15 @@ def suite(path, key, label, batch):
     t = tick("graph connectivity", t)
     i90, d90 = knn(X, 90)
     t = tick("knn90", t)
-    lb = lisi(i90, d90, bat)
-    ll = lisi(i90, d90, lab)
+    from metrics_oracle import kbet, lisi  # the metric engine's oracle (same protocol as bmfm)
+    lb = lisi(i90, d90, bat, 30)
+    ll = lisi(i90, d90, lab, 30)
     nb, nl = bat.max() + 1, lab.max() + 1
     ilisi = (np.nanmedian(lb) - 1) / (nb - 1)
     clisi = (nl - np.nanmedian(ll)) / (nl - 1)
     t = tick("lisi", t)
-    i50, _ = knn(X, 50)
-    acc = []
-    for c in np.unique(lab):
-        m = np.where(lab == c)[0]
-        if len(m) < 10 or len(np.unique(bat[m])) < 2:
-            continue
-        k0 = int(min(70, max(10, np.floor(len(m) / len(np.unique(bat[m])) / 4))))
-        Xs = X[m]
-        ii, _ = knn(Xs, k0)
-        f = np.bincount(bat[m], minlength=nb) / len(m)
-        f = f[f > 0]
-        o = np.stack([np.bincount(bat[m][r], minlength=nb) for r in ii])[:, np.bincount(bat[m], minlength=nb) > 0]
-        e = f * k0
-        x2 = ((o - e) ** 2 / e).sum(1)
-        acc.append(np.mean(chi2.sf(x2, len(f) - 1) >= 0.05))
-    kb = np.mean(acc)
+    i50, d50 = knn(X, 50)
+    kb = kbet(X, connectivities(i50, d50), lab, bat)
     t = tick("kbet", t)
     P = PCA(n_components=min(50, X.shape[1] - 1), svd_solver="arpack").fit(X)
     Z = P.transform(X)

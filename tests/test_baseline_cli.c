@@ -11,32 +11,31 @@
 static const char *KANG = "h5ad/harmony_kang_pbmc_ctrl_stim_2000.h5ad";
 static const char *SYMPHONY = "h5ad/symphony_pbmcs_3tech_1200.h5ad";
 
-static void test_baseline_counts_matches_oracle_and_anndata_reads_it(void **state) {
-    (void)state;
+/* Run `bmfm baseline pca FILE -o OUT --key KEY ARGS`, expect `said` on its
+ * output, then the oracle with ORACLE_ARGS and the anndata read-back check. */
+static void check_baseline(const char *file, const char *name, const char *key, const char *args,
+                           const char *oracle_args, const char *said) {
     char out[512], prefix[512], *log = NULL;
-    snprintf(out, sizeof out, "%s", tu_scratch("kang_pca.h5ad"));
-    snprintf(prefix, sizeof prefix, "%s", tu_scratch("kang_oracle"));
-    int rc = tu_capture(&log, "%s baseline pca %s -o %s --n-hvg 2000 --n-pcs 30", tu_bmfm_bin(), tu_data(KANG), out);
+    snprintf(out, sizeof out, "%s", tu_scratch(name));
+    snprintf(prefix, sizeof prefix, "%s.oracle", out);
+    int rc = tu_capture(&log, "%s baseline pca %s -o %s --key %s %s", tu_bmfm_bin(), tu_data(file), out, key, args);
     print_message("%s", log);
     assert_int_equal(rc, 0);
-    assert_non_null(strstr(log, "normalize_total"));
+    assert_non_null(strstr(log, said));
     free(log);
-    assert_int_equal(tu_python("pca_oracle.py %s %s --n-hvg 2000 --n-comps 30", tu_data(KANG), prefix), 0);
-    assert_int_equal(tu_python("eval_cli_check.py %s X_pca %s", out, prefix), 0);
+    assert_int_equal(tu_python("pca_oracle.py %s %s %s", tu_data(file), prefix, oracle_args), 0);
+    assert_int_equal(tu_python("eval_cli_check.py %s %s %s", out, key, prefix), 0);
+}
+
+static void test_baseline_counts_matches_oracle_and_anndata_reads_it(void **state) {
+    (void)state;
+    check_baseline(KANG, "kang_pca.h5ad", "X_pca", "--n-hvg 2000 --n-pcs 30", "--n-hvg 2000 --n-comps 30",
+                   "normalize_total");
 }
 
 static void test_baseline_log_input_skips_normalisation(void **state) {
     (void)state;
-    char out[512], prefix[512], *log = NULL;
-    snprintf(out, sizeof out, "%s", tu_scratch("sym_pca.h5ad"));
-    snprintf(prefix, sizeof prefix, "%s", tu_scratch("sym_oracle"));
-    int rc = tu_capture(&log, "%s baseline pca %s -o %s --key X_base", tu_bmfm_bin(), tu_data(SYMPHONY), out);
-    print_message("%s", log);
-    assert_int_equal(rc, 0);
-    assert_non_null(strstr(log, "already log-normalised"));
-    free(log);
-    assert_int_equal(tu_python("pca_oracle.py %s %s", tu_data(SYMPHONY), prefix), 0);
-    assert_int_equal(tu_python("eval_cli_check.py %s X_base %s", out, prefix), 0);
+    check_baseline(SYMPHONY, "sym_pca.h5ad", "X_base", "", "", "already log-normalised");
 }
 
 static void test_baseline_bad_options(void **state) {
