@@ -15,7 +15,7 @@ static const char *SYMPHONY = "h5ad/symphony_pbmcs_3tech_1200.h5ad";
  * output, then the oracle with ORACLE_ARGS and the anndata read-back check. */
 static void check_baseline(const char *file, const char *name, const char *key, const char *args,
                            const char *oracle_args, const char *said) {
-    char out[512], prefix[512], *log = NULL;
+    char out[512], prefix[600], *log = NULL;
     snprintf(out, sizeof out, "%s", tu_scratch(name));
     snprintf(prefix, sizeof prefix, "%s.oracle", out);
     int rc = tu_capture(&log, "%s baseline pca %s -o %s --key %s %s", tu_bmfm_bin(), tu_data(file), out, key, args);
