@@ -435,6 +435,10 @@ static void test_writer_failures_leave_nothing(void **state) {
     static const char *const cats[] = {"a", "b"};
     assert_int_equal(bmfm_h5ad_edit_put_obs_categorical(e, "lab", codes, cats, 2), BMFM_E_INPUT);
     assert_int_equal(bmfm_h5ad_edit_put_obs_categorical(e, "_index", codes, cats, 2), BMFM_E_INPUT);
+    codes[3] = 1;
+    static const char *const twice[] = {"a", "a"};
+    assert_int_equal(bmfm_h5ad_edit_put_obs_categorical(e, "lab", codes, twice, 2), BMFM_E_INPUT);
+    assert_non_null(strstr(bmfm_error_message(), "category 'a' appears twice"));
     assert_int_equal(bmfm_h5ad_edit_put_uns_string(e, "a/b", "x"), BMFM_E_INPUT);
     bmfm_h5ad_edit_abort(e);
     assert_false(bmfm_file_exists(out));
