@@ -6,7 +6,7 @@
  * Memory per read is bounded by the rows asked for plus one block of
  * BMFM_H5_BLOCK entries. CSC also keeps its column pointer (n_vars + 1),
  * a count per row (n_obs) and a read-ahead cache of BMFM_H5_CSC_CACHE
- * entries (12 bytes each).
+ * entries (8 bytes each).
  * Cost: CSR and dense read each stored value once per pass. CSC has no row
  * access on disk: the first read scans all indices once to count rows, and
  * every read outside the cache scans the whole matrix once, caching the
