@@ -120,7 +120,7 @@ static void check_knn_and_connectivities(const char *fx) {
     if (bad) fail_msg("%s: %lld kNN indices differ from numpy brute force", fx, (long long)bad);
 
     /* connectivities from the same kNN */
-    bmfm_csr w;
+    bmfm_wgraph w;
     assert_int_equal(bmfm_connectivity_umap(&g, &w), BMFM_OK);
     int64_t nnz;
     int64_t *rp = load(fx, "conn_indptr.i64", 8, NULL);
@@ -145,7 +145,7 @@ static void check_knn_and_connectivities(const char *fx) {
     assert_memory_equal(g.dist, g1.dist, (size_t)c.n * 15 * 4);
     bmfm_knn_free(&g1);
     bmfm_knn_free(&g);
-    bmfm_csr_free(&w);
+    bmfm_wgraph_free(&w);
     free(ridx), free(rdist), free(rp), free(ri), free(rv);
     free_clean(&c);
 }
@@ -266,7 +266,7 @@ static void test_leiden_ring_of_cliques(void **s) {
         int a = c * CS, b = ((c + 1) % NC) * CS + 1;
         dense[a][b] = dense[b][a] = 0.1;
     }
-    bmfm_csr w = {.n = N};
+    bmfm_wgraph w = {.n = N};
     w.indptr = calloc(N + 1, sizeof *w.indptr);
     w.indices = malloc(N * N * sizeof *w.indices);
     w.data = malloc(N * N * sizeof *w.data);
@@ -298,7 +298,7 @@ static void test_leiden_ring_of_cliques(void **s) {
     assert_int_equal(bmfm_leiden_scan(&w, truth, 0.2, 2.0, 0.2, 0, -1, NULL, &r), BMFM_OK);
     assert_int_equal(r.n_resolutions, 10);
     near(r.nmi, 1.0, 1e-12, "scan nmi");
-    bmfm_csr_free(&w);
+    bmfm_wgraph_free(&w);
 }
 
 static void check_scib(const char *fx) {

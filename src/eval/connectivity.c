@@ -16,7 +16,7 @@
 #define MIN_K_DIST_SCALE 1e-3
 #define SMOOTH_N_ITER 64
 
-void bmfm_csr_free(bmfm_csr *m) {
+void bmfm_wgraph_free(bmfm_wgraph *m) {
     if (!m) return;
     free(m->indptr);
     free(m->indices);
@@ -81,7 +81,7 @@ static int entry_cmp(const void *a, const void *b) {
     return (x->c > y->c) - (x->c < y->c);
 }
 
-bmfm_status bmfm_connectivity_umap(const bmfm_knn *g, bmfm_csr *out) {
+bmfm_status bmfm_connectivity_umap(const bmfm_knn *g, bmfm_wgraph *out) {
     bmfm_status st = BMFM_OK;
     int64_t n = g->n;
     int k = g->k;
@@ -141,6 +141,6 @@ done:
     free(sigma);
     free(rho);
     free(e);
-    if (st != BMFM_OK) bmfm_csr_free(out);
+    if (st != BMFM_OK) bmfm_wgraph_free(out);
     return st;
 }

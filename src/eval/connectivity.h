@@ -17,21 +17,23 @@
 #include "base/error.h"
 #include "eval/knn.h"
 
-/* Square sparse matrix, rows sorted by column index, no explicit zeros. */
-typedef struct bmfm_csr {
+/* Weighted graph as a square sparse matrix (double weights; not the float
+ * cell-by-gene bmfm_csr of io/dataset.h), rows sorted by column index, no
+ * explicit zeros. */
+typedef struct bmfm_wgraph {
     int64_t n;
     int64_t nnz;
     int64_t *indptr;  /* n + 1 */
     int32_t *indices; /* nnz */
     double *data;     /* nnz */
-} bmfm_csr;
+} bmfm_wgraph;
 
-void bmfm_csr_free(bmfm_csr *m);
+void bmfm_wgraph_free(bmfm_wgraph *m);
 
 /* sigma_i and rho_i of smooth_knn_dist for every row of g (arrays of g->n). */
 void bmfm_connectivity_sigmas(const bmfm_knn *g, double *sigma, double *rho);
 
 /* The symmetric fuzzy-union connectivities of the kNN graph g (self in column 0). */
-bmfm_status bmfm_connectivity_umap(const bmfm_knn *g, bmfm_csr *out);
+bmfm_status bmfm_connectivity_umap(const bmfm_knn *g, bmfm_wgraph *out);
 
 #endif

@@ -19,7 +19,7 @@ static int64_t uf_find(int64_t *p, int64_t x) {
     return x;
 }
 
-bmfm_status bmfm_graph_components(const bmfm_csr *w, const uint8_t *mask, int32_t *comp, int64_t *n_comp) {
+bmfm_status bmfm_graph_components(const bmfm_wgraph *w, const uint8_t *mask, int32_t *comp, int64_t *n_comp) {
     int64_t n = w->n;
     int64_t *p = bmfm_malloc((size_t)n * sizeof *p);
     if (!p) return BMFM_E_NOMEM;
@@ -47,7 +47,7 @@ bmfm_status bmfm_graph_components(const bmfm_csr *w, const uint8_t *mask, int32_
     return BMFM_OK;
 }
 
-bmfm_status bmfm_graph_connectivity(const bmfm_csr *w, const int32_t *labels, int64_t n_labels, double *gc) {
+bmfm_status bmfm_graph_connectivity(const bmfm_wgraph *w, const int32_t *labels, int64_t n_labels, double *gc) {
     bmfm_status st = BMFM_OK;
     int64_t n = w->n;
     uint8_t *mask = bmfm_malloc((size_t)n);

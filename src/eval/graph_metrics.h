@@ -17,8 +17,8 @@
 /* comp[i] = component id (0..*n_comp-1, numbered by smallest member) of a
  * symmetric graph; only cells with mask[i] != 0 take part (mask may be NULL),
  * others get -1 and edges to them are ignored. */
-bmfm_status bmfm_graph_components(const bmfm_csr *w, const uint8_t *mask, int32_t *comp, int64_t *n_comp);
+bmfm_status bmfm_graph_components(const bmfm_wgraph *w, const uint8_t *mask, int32_t *comp, int64_t *n_comp);
 
-bmfm_status bmfm_graph_connectivity(const bmfm_csr *w, const int32_t *labels, int64_t n_labels, double *gc);
+bmfm_status bmfm_graph_connectivity(const bmfm_wgraph *w, const int32_t *labels, int64_t n_labels, double *gc);
 
 #endif

@@ -90,7 +90,7 @@ done:
     return st;
 }
 
-bmfm_status bmfm_kbet(const float *X, int64_t n, int64_t d, const bmfm_csr *w, const int32_t *labels,
+bmfm_status bmfm_kbet(const float *X, int64_t n, int64_t d, const bmfm_wgraph *w, const int32_t *labels,
                       int64_t n_labels, const int32_t *batches, int64_t n_batches, double alpha, double *score,
                       int *n_scored) {
     bmfm_status st = BMFM_OK;

@@ -30,7 +30,7 @@ double bmfm_gammaq(double a, double x);
 
 /* w: connectivities of the 50-NN graph over all n cells. *n_scored = labels
  * that got a (non-NaN) score. */
-bmfm_status bmfm_kbet(const float *X, int64_t n, int64_t d, const bmfm_csr *w, const int32_t *labels,
+bmfm_status bmfm_kbet(const float *X, int64_t n, int64_t d, const bmfm_wgraph *w, const int32_t *labels,
                       int64_t n_labels, const int32_t *batches, int64_t n_batches, double alpha, double *score,
                       int *n_scored);
 

@@ -25,7 +25,7 @@ static void ig_free(igraph_ctx *c) {
 }
 
 /* Undirected graph with each edge of the symmetric W once (i < j). */
-static bmfm_status ig_build(const bmfm_csr *w, igraph_ctx *c) {
+static bmfm_status ig_build(const bmfm_wgraph *w, igraph_ctx *c) {
     igraph_vector_int_t edges;
     int64_t ne = 0;
     for (int64_t i = 0; i < w->n; i++)
@@ -99,7 +99,7 @@ static bmfm_status ig_leiden(igraph_ctx *c, double resolution, uint64_t seed, in
     return st;
 }
 
-bmfm_status bmfm_leiden(const bmfm_csr *w, double resolution, uint64_t seed, int n_iterations,
+bmfm_status bmfm_leiden(const bmfm_wgraph *w, double resolution, uint64_t seed, int n_iterations,
                         int32_t *membership, int *n_clusters) {
     igraph_ctx c;
     memset(&c, 0, sizeof c);
@@ -114,7 +114,7 @@ bmfm_status bmfm_leiden(const bmfm_csr *w, double resolution, uint64_t seed, int
     return st;
 }
 
-bmfm_status bmfm_leiden_scan(const bmfm_csr *w, const int32_t *labels, double res_min, double res_max,
+bmfm_status bmfm_leiden_scan(const bmfm_wgraph *w, const int32_t *labels, double res_min, double res_max,
                              double res_step, uint64_t seed, int n_iterations, int32_t *best_membership,
                              bmfm_leiden_scan_result *out) {
     igraph_ctx c;

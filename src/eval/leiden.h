@@ -26,7 +26,7 @@
 
 /* membership (n entries) gets cluster ids 0..n_clusters-1. The igraph RNG is
  * reseeded with seed at every call (scanpy passes random_state=0 per call). */
-bmfm_status bmfm_leiden(const bmfm_csr *w, double resolution, uint64_t seed, int n_iterations,
+bmfm_status bmfm_leiden(const bmfm_wgraph *w, double resolution, uint64_t seed, int n_iterations,
                         int32_t *membership, int *n_clusters);
 
 typedef struct bmfm_leiden_scan_result {
@@ -40,7 +40,7 @@ typedef struct bmfm_leiden_scan_result {
  * resolution with the largest NMI against labels; ARI at that clustering.
  * n_iterations as bmfm_leiden (-1: until stable). best_membership (n
  * entries) may be NULL. */
-bmfm_status bmfm_leiden_scan(const bmfm_csr *w, const int32_t *labels, double res_min, double res_max,
+bmfm_status bmfm_leiden_scan(const bmfm_wgraph *w, const int32_t *labels, double res_min, double res_max,
                              double res_step, uint64_t seed, int n_iterations, int32_t *best_membership,
                              bmfm_leiden_scan_result *out);
 

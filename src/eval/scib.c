@@ -86,7 +86,7 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
     int32_t *lab = NULL, *bat = NULL, *tmp = NULL, *memb = NULL;
     double *sil = NULL;
     bmfm_knn knn = {0}, k15 = {0}, k50 = {0};
-    bmfm_csr w15 = {0}, w50 = {0};
+    bmfm_wgraph w15 = {0}, w50 = {0};
 
     if (opt_in) opt = *opt_in;
     else bmfm_scib_options_default(&opt);
@@ -265,7 +265,7 @@ done:
     bmfm_knn_free(&knn);
     bmfm_knn_free(&k15);
     bmfm_knn_free(&k50);
-    bmfm_csr_free(&w15);
-    bmfm_csr_free(&w50);
+    bmfm_wgraph_free(&w15);
+    bmfm_wgraph_free(&w50);
     return st;
 }
