@@ -14,24 +14,29 @@
 
 /* ---- reference ------------------------------------------------------------ */
 
+/* e = exp(-a), clamped so that e stays finite (silu(a) is ~0 there anyway);
+ * 1 - sigmoid(a) is computed as e * sigmoid(a), without cancellation. */
+static inline float exp_neg_clamped(float a)
+{
+    return expf(a > -88.0f ? -a : 88.0f);
+}
+
 void bmfm_swiglu_forward_ref(float *out, const float *a, const float *b, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) {
-        float sig = 1.0f / (1.0f + expf(-a[i]));
-        out[i] = a[i] * sig * b[i];
-    }
+    for (int64_t i = 0; i < n; i++)
+        out[i] = a[i] / (1.0f + exp_neg_clamped(a[i])) * b[i];
 }
 
 void bmfm_swiglu_backward_ref(float *da, float *db, const float *dout, const float *a,
                               const float *b, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
-        float sig = 1.0f / (1.0f + expf(-a[i]));
-        float silu = a[i] * sig;
+        float e = exp_neg_clamped(a[i]);
+        float sig = 1.0f / (1.0f + e);
         if (da)
-            da[i] += dout[i] * b[i] * sig * (1.0f + a[i] * (1.0f - sig));
+            da[i] += dout[i] * b[i] * (sig * (1.0f + a[i] * (e * sig)));
         if (db)
-            db[i] += dout[i] * silu;
+            db[i] += dout[i] * (a[i] / (1.0f + e));
     }
 }
 
@@ -98,7 +103,7 @@ void bmfm_tanh_forward(float *out, const float *inp, int64_t n)
 void bmfm_tanh_backward(float *dinp, const float *dout, const float *out, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
-        dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
+        dinp[i] += dout[i] * fmaf(-out[i], out[i], 1.0f); /* no cancellation near |y| = 1 */
 }
 
 void bmfm_leaky_relu_forward(float *out, const float *inp, int64_t n, float slope)
