@@ -15,6 +15,7 @@
 #include "model/encoder.h"
 #include "model/heads.h"
 #include "nn/loss_expr.h"
+#include "nn/loss_label.h"
 
 #include <math.h>
 #include <omp.h>
@@ -30,7 +31,7 @@ typedef struct ref_case {
     int64_t *cu;
     int32_t *ids;
     float *expr, *mlm_target, *wced_target;
-    int32_t *label_class[8];
+    int64_t *label_class[8];
 } ref_case;
 
 static float *ref_get(ref_case *rc, const char *name, int64_t *numel) {
@@ -74,8 +75,8 @@ static void ref_setup(ref_case *rc, const char *variant) {
         char nm[256];
         snprintf(nm, sizeof nm, "in.label.%s", rc->m.cfg.labels[i].name);
         float *y = ref_get(rc, nm, NULL);
-        rc->label_class[i] = malloc((size_t)rc->B * sizeof(int32_t));
-        for (int64_t b = 0; b < rc->B; b++) rc->label_class[i][b] = (int32_t)y[b];
+        rc->label_class[i] = malloc((size_t)rc->B * sizeof(int64_t));
+        for (int64_t b = 0; b < rc->B; b++) rc->label_class[i][b] = (int64_t)y[b];
         free(y);
     }
 }
@@ -117,27 +118,6 @@ static void expect_close(ref_case *rc, const char *name, const float *got, int64
     free(want);
 }
 
-/* Plain cross-entropy with ignore_index -100 (mean over valid rows), adding
- * w * dL/dlogits; only for this test (label losses live in loss_label.h). */
-static double ce_loss(float *dlogits, const float *logits, const int32_t *y, int64_t B, int64_t K, double w) {
-    double sum = 0;
-    int64_t n = 0;
-    for (int64_t b = 0; b < B; b++) n += y[b] != -100;
-    for (int64_t b = 0; b < B; b++) {
-        if (y[b] == -100) continue;
-        const float *l = logits + b * K;
-        double mx = l[0], se = 0;
-        for (int64_t k = 1; k < K; k++) mx = fmax(mx, l[k]);
-        for (int64_t k = 0; k < K; k++) se += exp(l[k] - mx);
-        sum += log(se) + mx - l[y[b]];
-        for (int64_t k = 0; k < K; k++) {
-            double p = exp(l[k] - mx) / se;
-            dlogits[b * K + k] += (float)(w * (p - (k == y[b])) / (double)n);
-        }
-    }
-    return sum / (double)n;
-}
-
 /* The combined loss of the oracle: sum w_i L_i / sum w_i; fills the head
  * output gradients in m->a. Returns the total. */
 static double combined_loss(ref_case *rc, double *terms) {
@@ -171,7 +151,8 @@ static double combined_loss(ref_case *rc, double *terms) {
         double w = c->labels[i].has_grl ? 0.05 : 1.0;
         int64_t K = c->labels[i].n_classes;
         memset(a->dlogits[i], 0, (size_t)(rc->B * K) * sizeof(float));
-        double l = ce_loss(a->dlogits[i], a->logits[i], rc->label_class[i], rc->B, K, w / wsum);
+        double l;
+        assert_int_equal(bmfm_loss_ce(&l, a->dlogits[i], a->logits[i], rc->label_class[i], rc->B, K, (float)(w / wsum)), BMFM_OK);
         terms[nt++] = l;
         total += w * l;
     }

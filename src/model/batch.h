@@ -8,7 +8,7 @@
  * Training targets are optional (NULL when unused):
  *   wced_target[B*V]   normalized expression of every vocab gene, -100 = ignore
  *   mlm_target[N]      original value at masked positions, -100 elsewhere
- *   label_class[l][B]  class index for label head l (CE / focal), -100 = ignore
+ *   label_class[l][B]  class index for label head l (CE / focal), -100 = ignore (int64, as loss_label.h)
  *   label_dense[l]     [B, K+1] multi-hot + flag (HCE), see loss_label.h
  * The batch does not own its arrays; whoever builds it frees them.
  */
@@ -24,7 +24,7 @@ typedef struct bmfm_batch {
     const float *expr;         /* [N] */
     const float *wced_target;  /* [B, V] or NULL */
     const float *mlm_target;   /* [N] or NULL */
-    const int32_t *const *label_class; /* [n_labels] of [B], entries may be NULL */
+    const int64_t *const *label_class; /* [n_labels] of [B], entries may be NULL */
     const float *const *label_dense;   /* [n_labels] of [B, K+1], entries may be NULL */
 } bmfm_batch;
 
