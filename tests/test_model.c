@@ -3,7 +3,7 @@
  * head outputs) to 1e-5 and all parameter gradients to 1e-4 relative to the
  * tensor scale, for the 47M-style variant (CLS + CLS_0..3, WCED, label heads
  * on raw [CLS_k]) and the 32M-style variant (pooler label heads with GRL,
- * MLM heads); recomputation gives the same gradients; a cell embedded alone
+ * MLM heads), the same with the v1 MLP expression encoder; recomputation gives the same gradients; a cell embedded alone
  * or in a batch, with 1 or 2 threads, is bit-identical; broken model
  * directories give errors naming the tensor; save + reload round trip. */
 #include "test_util.h"
@@ -46,8 +46,8 @@ static float *ref_get(ref_case *rc, const char *name, int64_t *numel) {
 static void ref_setup(ref_case *rc, const char *variant) {
     memset(rc, 0, sizeof *rc);
     snprintf(rc->dir, sizeof rc->dir, "%s", tu_scratch(variant));
-    static char made[2][16]; /* the oracle runs once per variant and process */
-    int slot = strcmp(variant, "47m") == 0 ? 0 : 1;
+    static char made[3][16]; /* the oracle runs once per variant and process */
+    int slot = strcmp(variant, "47m") == 0 ? 0 : strcmp(variant, "32m") == 0 ? 1 : 2;
     if (strcmp(made[slot], variant) != 0) {
         assert_int_equal(tu_python("llama_ref.py make %s --variant %s --seed 7", rc->dir, variant), 0);
         snprintf(made[slot], sizeof made[slot], "%s", variant);
@@ -226,6 +226,11 @@ static void test_parity_32m_mlm_pooler_grl(void **state) {
     run_parity("32m", 0);
 }
 
+static void test_parity_mlp_expression_encoder(void **state) {
+    (void)state;
+    run_parity("mlp", 0);
+}
+
 static void test_parity_with_recomputation(void **state) {
     (void)state;
     run_parity("47m", 1);
@@ -349,6 +354,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parity_47m_wced_cls_heads),
         cmocka_unit_test(test_parity_32m_mlm_pooler_grl),
+        cmocka_unit_test(test_parity_mlp_expression_encoder),
         cmocka_unit_test(test_parity_with_recomputation),
         cmocka_unit_test(test_alone_or_batched_and_threads_bit_identical),
         cmocka_unit_test(test_broken_model_dirs_name_the_tensor),
