@@ -333,6 +333,18 @@ static void test_save_reload_round_trip_and_init(void **state) {
     assert_int_equal(m2.cfg.labels[0].decode_from, 1);
     assert_string_equal(m2.cfg.labels[1].class_names[2], "tissue_2");
     assert_true(m2.cfg.wced && m2.cfg.V == 300 && m2.cfg.F == 256 && m2.cfg.n_spec_rows == 37);
+    /* n_unique_values null: the class count comes from label_dict, else from the weights */
+    assert_int_equal(tu_system("/usr/bin/python3 -c \"import json; p='%s/config.json'; c=json.load(open(p)); "
+                               "c['label_columns'][1]['n_unique_values']=None; json.dump(c, open(p, 'w'))\"", out), 0);
+    bmfm_model m3;
+    assert_int_equal(bmfm_checkpoint_load(&m3, out), BMFM_OK);
+    assert_int_equal(m3.cfg.labels[1].n_classes, 4);
+    bmfm_model_free(&m3);
+    assert_int_equal(tu_system("rm %s/checkpoint_metadata.json", out), 0);
+    assert_int_equal(bmfm_checkpoint_load(&m3, out), BMFM_OK);
+    assert_int_equal(m3.cfg.labels[1].n_classes, 4);
+    assert_null(m3.cfg.labels[1].class_names);
+    bmfm_model_free(&m3);
     /* init: deterministic, PyTorch-default statistics, padding rows zero */
     bmfm_model_init(&m2, 42);
     float *a = malloc((size_t)m2.table.total * sizeof(float));

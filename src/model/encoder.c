@@ -12,7 +12,13 @@ bmfm_status bmfm_model_create(bmfm_model *m, bmfm_model_config *cfg) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
-    bmfm_status s = bmfm_param_table_build(&m->table, &m->cfg);
+    bmfm_status s = BMFM_OK;
+    for (int i = 0; i < m->cfg.n_labels; i++)
+        if (m->cfg.labels[i].n_classes < 1) {
+            s = bmfm_error_set(BMFM_E_INPUT, "label head %s: number of classes unknown", m->cfg.labels[i].name);
+            goto fail;
+        }
+    s = bmfm_param_table_build(&m->table, &m->cfg);
     if (s != BMFM_OK) goto fail;
     m->param_mem = bmfm_aligned_alloc((size_t)m->table.total * sizeof(float));
     if (!m->param_mem) {
