@@ -362,6 +362,31 @@ static void test_save_reload_round_trip_and_init(void **state) {
     ref_teardown(&rc);
 }
 
+static void test_new_model_save_load(void **state) {
+    (void)state;
+    bmfm_model_config cfg;
+    bmfm_config_default(&cfg, 32, 2, 2, 100, 36);
+    cfg.mlm_regression = cfg.mlm_is_zero = 1;
+    assert_int_equal(bmfm_config_add_label(&cfg, "cell_type", 7, -1, 0, 0.0f), BMFM_OK);
+    assert_int_equal(bmfm_config_add_label(&cfg, "donor_id", 5, -1, 0, 1.0f), BMFM_OK);
+    bmfm_model m, m2;
+    assert_int_equal(bmfm_model_create(&m, &cfg), BMFM_OK);
+    assert_true(bmfm_param_table_find(&m.table, "model.cls.label_predictions.predictions.label_decoders.donor_id.decoder.1.weight") >= 0);
+    assert_true(bmfm_param_table_find(&m.table, "model.core.encoder.blocks.0.rms_1.scale") < 0);
+    bmfm_model_init(&m, 3);
+    const char *dir = tu_scratch("new");
+    assert_int_equal(bmfm_checkpoint_save(&m, dir), BMFM_OK);
+    bmfm_status s = bmfm_checkpoint_load(&m2, dir);
+    if (s) fail_msg("%s", bmfm_error_message());
+    assert_int_equal(m2.table.total, m.table.total);
+    assert_memory_equal(m2.param_mem, m.param_mem, (size_t)m.table.total * sizeof(float));
+    assert_true(m2.cfg.mlm_regression && m2.cfg.mlm_is_zero && !m2.cfg.wced && m2.cfg.n_labels == 2);
+    assert_true(m2.cfg.labels[1].has_grl && m2.cfg.labels[1].grl_coef == 1.0f && m2.cfg.labels[0].decode_from == -1);
+    assert_true(m2.cfg.basis_scale == 0.01 && m2.cfg.n_sin_basis == 48 && m2.cfg.F == 256);
+    bmfm_model_free(&m);
+    bmfm_model_free(&m2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parity_47m_wced_cls_heads),
@@ -371,6 +396,7 @@ int main(void) {
         cmocka_unit_test(test_alone_or_batched_and_threads_bit_identical),
         cmocka_unit_test(test_broken_model_dirs_name_the_tensor),
         cmocka_unit_test(test_save_reload_round_trip_and_init),
+        cmocka_unit_test(test_new_model_save_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
