@@ -4,15 +4,12 @@
 #include "test_util.h"
 
 #include "io/dataset.h"
-#include "io/dataset_impl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-/* link the 10x backend out of libbmfm.a (dataset.c refers to it weakly) */
-bmfm_status (*const test_mtx_backend)(const char *, bmfm_dataset **) = bmfm_mtx_open_dataset;
 
 /* Every row, name and var column of the 10x directory equals the h5ad. */
 static void compare_to_h5ad(const char *dir, const char *h5ad, int legacy) {
@@ -82,6 +79,13 @@ static void test_10x_gz_rows_equal_h5ad(void **state) {
     assert_string_equal(bmfm_dataset_info(a)->dtype, "integer");
     assert_string_equal(bmfm_dataset_info(a)->location, "matrix.mtx.gz");
     bmfm_dataset_close(a);
+    /* the CLI reads the directory the same way */
+    char *out = NULL;
+    assert_int_equal(tu_capture(&out, "%s inspect --json %s 2>/dev/null", tu_bmfm_bin(), dir), 0);
+    assert_non_null(strstr(out, "\"source\":\t\"10x\""));
+    assert_non_null(strstr(out, "\"n_obs\":\t165,"));
+    assert_non_null(strstr(out, "\"guess\":\t\"raw\""));
+    free(out);
 }
 
 /* log-scale real values, uncompressed files, legacy genes.tsv */

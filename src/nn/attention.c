@@ -11,11 +11,13 @@
  * softmax). The optimized kernels are flash-attention-2 style and never hold
  * more than a tile of scores: the forward keeps a running max and sum per
  * query row over key tiles (online softmax) and saves the log-sum-exp; the
- * backward recomputes the probabilities from the lse, one 16-key chunk at a
- * time, accumulates dQ in registers and dK/dV in per-(cell, head) buffers in
- * a fixed key and query order. The AVX-512 kernels need HS % 16 == 0 (the
- * models use 32); other shapes and CPUs take a portable per-row path with the
- * same algorithm.
+ * backward recomputes the probabilities from the lse, one 16-key (AVX2: 8)
+ * chunk at a time, accumulates dQ in registers and dK/dV in transposed
+ * per-(cell, head) buffers in a fixed key and query order. Tiled kernels:
+ * AVX-512 for HS in {16, 32, 64}, AVX2 for HS in {8, 16, 32} (the models use
+ * 32); other shapes and CPUs take a portable per-row path with the same
+ * online softmax. Scratch per thread is O(HS * T), never O(T^2); if it cannot
+ * be allocated the portable path runs (same results up to rounding).
  *
  * Threads: the forward splits (cell, head, 128-row query block), the
  * backward (cell, head); their outputs are disjoint and every sum has a
@@ -292,6 +294,20 @@ static void pack_transposed(float *Kt, const float *src, int64_t C3, int64_t T, 
             Kt[d * ld + j] = 0.0f;
 }
 
+/* dqkv[k and v parts of one cell and head] += the transposed buffers dKt, dVt. */
+static void add_transposed_kv(float *dqkv, const float *dKt, const float *dVt, int64_t t0,
+                              int64_t T, int64_t h, int64_t NH, int64_t HS, int64_t ld)
+{
+    int64_t C = NH * HS, C3 = 3 * C;
+    for (int64_t j = 0; j < T; j++) {
+        float *dk = dqkv + (t0 + j) * C3 + C + h * HS, *dv = dk + C;
+        for (int64_t d = 0; d < HS; d++) {
+            dk[d] += dKt[d * ld + j];
+            dv[d] += dVt[d * ld + j];
+        }
+    }
+}
+
 /* Forward of query rows [i0, i1) of one cell and head; NV = HS/16 vectors
  * per row (1, 2 or 4), R rows per register tile. Kt: packed keys. */
 static inline __attribute__((always_inline)) BMFM_AVX512 void
@@ -479,13 +495,7 @@ attn_bwd_512_impl(float *dqkv, const float *dout, const float *qkv, const float 
                 _mm512_storeu_ps(dqp + 16 * v, _mm512_add_ps(_mm512_loadu_ps(dqp + 16 * v), dq[r][v]));
         }
     }
-    for (int64_t j = 0; j < T; j++) {
-        float *dk = dqkv + (t0 + j) * C3 + C + h * HS, *dv = dk + C;
-        for (int64_t d = 0; d < HS; d++) {
-            dk[d] += dKt[d * ld + j];
-            dv[d] += dVt[d * ld + j];
-        }
-    }
+    add_transposed_kv(dqkv, dKt, dVt, t0, T, h, NH, HS, ld);
 }
 
 static BMFM_AVX512 void attn_bwd_512(float *dqkv, const float *dout, const float *qkv,
@@ -715,13 +725,7 @@ attn_bwd_256_impl(float *dqkv, const float *dout, const float *qkv, const float 
                 dqp[d] += DQ[r][d];
         }
     }
-    for (int64_t j = 0; j < T; j++) {
-        float *dk = dqkv + (t0 + j) * C3 + C + h * HS, *dv = dk + C;
-        for (int64_t d = 0; d < HS; d++) {
-            dk[d] += dKt[d * ld + j];
-            dv[d] += dVt[d * ld + j];
-        }
-    }
+    add_transposed_kv(dqkv, dKt, dVt, t0, T, h, NH, HS, ld);
 }
 
 static BMFM_AVX2 void attn_bwd_256(float *dqkv, const float *dout, const float *qkv,
