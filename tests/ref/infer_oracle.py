@@ -14,11 +14,28 @@ array, so the C tests read them without a parser):
   vocab GENES_JSON OUTFILE
       Writes that vocabulary as a HF WordLevel tokenizer.json.
 
-  embed MODEL_DIR H5AD OUTDIR MAXLEN POOLING [LAYER]
+  make GENES_JSON H5AD MODEL_DIR VARIANT
+      A model directory with random weights and the released tensor names
+      (tests/ref/llama_ref.py, small sizes), the vocabulary of the gene list
+      in tokenizers/genes/tokenizer.json with the checkpoint's post-processor
+      template, and checkpoint_metadata.json whose label_dict names the
+      classes (the ontology head's classes are the sorted CL ids of H5AD).
+      VARIANT 47m: [CLS_0..3] prepended, heads read positions 1, 2, 4;
+      32m: heads read the pooler.
+
+  embed MODEL_DIR H5AD OUTDIR MAXLEN [LAYER]
       Reference embeddings: nonzero genes in var order, kept when in the
       model's vocab (exact match), normalized in float64, padded to MAXLEN
       with [PAD], forward through llama_ref, pooled as the reference's
-      get_embeddings_from_outputs; plus every label head's logits.
+      get_embeddings_from_outputs (first_token, mean_pooling, pooling_layer,
+      index 1 and 2), plus every label head's logits. Cells without a kept
+      gene are dropped, as the reference does; rows.bin lists the kept rows.
+
+  variants H5AD OUTDIR
+      Derived inputs for row-alignment and bad-input tests: empty_rows.h5ad
+      (rows 5, 17 and 100 keep only genes outside the vocabulary),
+      no_overlap.h5ad, no_x.h5ad, lognorm.h5ad (X = log1p(CP10k),
+      layers["counts"] = the raw counts).
 """
 import json
 import os
@@ -133,11 +150,160 @@ def cmd_vocab(genes_json, outfile):
     json.dump(tok, open(outfile, "w"))
 
 
+def _llama_ref():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import llama_ref
+
+    return llama_ref
+
+
+def cmd_make(genes_json, h5ad, mdir, variant, C=64, NL=2, NH=4, seed=3):
+    import anndata as ad
+
+    lr = _llama_ref()
+    vocab = load_vocab_from_list(genes_json)
+    V = len(vocab)
+    c = lr.Cfg(C, NL, NH, V, 36, variant)
+    cl_ids = sorted(set(map(str, ad.read_h5ad(h5ad, backed="r").obs["cell_type_ontology_term_id"])))
+    if variant == "47m":
+        c.labels = [("cell_type_ontology_term_id", len(cl_ids), 1, 0.0), ("tissue", 4, 2, 0.0), ("sex", 3, 4, 0.0)]
+    else:
+        c.labels = [("cell_type_ontology_term_id", len(cl_ids), None, 0.0), ("donor_id", 6, None, 1.0)]
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.join(mdir, "tokenizers", "genes"), exist_ok=True)
+    lr.st_write(os.path.join(mdir, "model.safetensors"), lr.random_params(c, rng))
+    cfg = lr.config_json(c)
+    for lc in cfg["label_columns"]:
+        if lc["label_column_name"] == "cell_type_ontology_term_id":
+            lc["label_ontology"] = "celltypeont"
+    json.dump(cfg, open(os.path.join(mdir, "config.json"), "w"), indent=2)
+    label_dict = {}
+    for name, k, _, _ in c.labels:
+        names = cl_ids if name == "cell_type_ontology_term_id" else ["%s_%d" % (name, i) for i in range(k)]
+        label_dict[name] = {v: i for i, v in enumerate(names)}
+    meta = {"hyper_parameters": {"label_dict": label_dict},
+            "trainer_config": {"pooling_method": 1 if variant == "47m" else "pooling_layer"}}
+    json.dump(meta, open(os.path.join(mdir, "checkpoint_metadata.json"), "w"), indent=2)
+    prefix = ["[CLS]"] + ["[CLS_%d]" % i for i in range(c.n_prepend - 1)]
+    tok = os.path.join(mdir, "tokenizers", "genes", "tokenizer.json")
+    cmd_vocab(genes_json, tok)
+    t = json.load(open(tok))
+    sp = lambda x: {"SpecialToken": {"id": x, "type_id": 0}}
+    t["post_processor"] = {"type": "TemplateProcessing",
+                           "single": [sp(x) for x in prefix] + [{"Sequence": {"id": "A", "type_id": 0}}, sp("[SEP]")],
+                           "pair": [], "special_tokens": {x: {"id": x, "ids": [vocab[x]], "tokens": [x]}
+                                                          for x in prefix + ["[SEP]"]}}
+    json.dump(t, open(tok, "w"))
+
+
+def model_cfg(mdir):
+    """A llama_ref.Cfg from a model directory's config.json."""
+    lr = _llama_ref()
+    cfg = json.load(open(os.path.join(mdir, "config.json")))
+    n_special = cfg["fields"][1]["num_special_tokens"]
+    variant = "47m" if "wced" in (cfg["fields"][1]["decode_modes"] or {}) else "32m"
+    c = lr.Cfg(cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"], cfg["vocab_size"],
+               n_special, variant)
+    c.labels = [(lc["label_column_name"], lc["n_unique_values"], lc["decode_from"],
+                 lc["gradient_reversal_coefficient"] or 0.0) for lc in cfg["label_columns"]]
+    c.wced = c.mlm = False  # field decoders play no part in embeddings or label logits (and the
+    return lr, c            # reference's all-position WCED projection would dominate the run)
+
+
+def cmd_embed(mdir, h5ad, outdir, maxlen, layer=None, batch=8):
+    import torch
+
+    os.makedirs(outdir, exist_ok=True)
+    lr, c = model_cfg(mdir)
+    tok = json.load(open(os.path.join(mdir, "tokenizers", "genes", "tokenizer.json")))
+    vocab = tok["model"]["vocab"]
+    single = tok["post_processor"]["single"]
+    prefix = [vocab[x["SpecialToken"]["id"]] for x in single[:-2]]
+    sep = vocab["[SEP]"]
+    P = {k: torch.tensor(v) for k, v in lr.st_read(os.path.join(mdir, "model.safetensors")).items()}
+    a, X = read_csr(h5ad, layer)
+    m = var_map(list(a.var_names), vocab)
+    rows, seqs = [], []
+    for i in range(X.shape[0]):
+        lo, hi = X.indptr[i], X.indptr[i + 1]
+        r = cell_sequence(X.indices[lo:hi], X.data[lo:hi], m, maxlen, "var", prefix, sep)
+        if r is not None:  # the reference drops cells without counts left
+            rows.append(i)
+            seqs.append(r)
+    outs = {k: [] for k in ("first_token", "mean_pooling", "pooling_layer", "index1", "index2")}
+    logits = {name: [] for name, _, _, _ in c.labels}
+    with torch.no_grad():
+        for b0 in range(0, len(seqs), batch):
+            part = seqs[b0:b0 + batch]
+            B = len(part)
+            ids = np.full((B, maxlen), c.pad, dtype=np.int64)   # padding="max_length"
+            ex = np.full((B, maxlen), -(c.pad + 1.0), dtype=np.float32)
+            mask = np.zeros((B, maxlen), dtype=np.int64)
+            for b, (i_, e_) in enumerate(part):
+                ids[b, :len(i_)] = i_
+                ex[b, :len(e_)] = e_
+                mask[b, :len(i_)] = 1
+            o = lr.forward(c, P, torch.tensor(ids), torch.tensor(ex), torch.tensor(mask))
+            z = o["z"]
+            outs["first_token"].append(z[:, 0].numpy())
+            m1 = torch.tensor(mask, dtype=torch.float32)
+            m1[:, 0] = 0
+            outs["mean_pooling"].append(((z * m1[..., None]).sum(1) / m1.sum(1, keepdim=True)).numpy())
+            outs["pooling_layer"].append(o["pool"].numpy())
+            outs["index1"].append(z[:, 1].numpy())
+            outs["index2"].append(z[:, 2].numpy())
+            for name in logits:
+                logits[name].append(o["logits"][name].numpy())
+    np.asarray(rows, dtype=np.int64).tofile(f"{outdir}/rows.bin")
+    for k, v in outs.items():
+        np.concatenate(v).astype(np.float32).tofile(f"{outdir}/{k}.bin")
+    for k, v in logits.items():
+        np.concatenate(v).astype(np.float32).tofile(f"{outdir}/logits.{k}.bin")
+
+
+def cmd_variants(h5ad, outdir, genes_json):
+    import anndata as ad
+    import scipy.sparse as sp
+
+    os.makedirs(outdir, exist_ok=True)
+    vocab = load_vocab_from_list(genes_json)
+    a = ad.read_h5ad(h5ad)
+    X = sp.csr_matrix(a.X).tolil()
+    invocab = np.asarray([g in vocab for g in a.var_names])
+    for r in (5, 17, 100):
+        row = X[r].toarray().ravel()
+        row[invocab] = 0
+        X[r] = row
+    b = a.copy()
+    b.X = sp.csr_matrix(X, dtype=np.float32)
+    b.X.eliminate_zeros()
+    b.write_h5ad(f"{outdir}/empty_rows.h5ad")
+    c = a.copy()
+    c.var_names = ["NOTAGENE%d" % i for i in range(c.n_vars)]
+    c.write_h5ad(f"{outdir}/no_overlap.h5ad")
+    d = ad.AnnData(obs=a.obs.copy(), var=a.var.copy())
+    d.write_h5ad(f"{outdir}/no_x.h5ad")
+    e = a.copy()
+    C = sp.csr_matrix(a.X, dtype=np.float64)
+    s = np.asarray(C.sum(1)).ravel()
+    L = sp.diags(1e4 / s) @ C
+    L.data = np.log1p(L.data)
+    e.layers["counts"] = sp.csr_matrix(a.X, dtype=np.float32)
+    e.X = sp.csr_matrix(L, dtype=np.float32)
+    e.write_h5ad(f"{outdir}/lognorm.h5ad")
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "tokenize":
         cmd_tokenize(args[0], args[1], args[2], int(args[3]), args[4], int(args[5]))
     elif cmd == "vocab":
         cmd_vocab(args[0], args[1])
+    elif cmd == "make":
+        cmd_make(args[0], args[1], args[2], args[3])
+    elif cmd == "embed":
+        cmd_embed(args[0], args[1], args[2], int(args[3]), args[4] if len(args) > 4 else None)
+    elif cmd == "variants":
+        cmd_variants(args[0], args[1], args[2])
     else:
         sys.exit(f"unknown subcommand {cmd}")
