@@ -31,6 +31,13 @@ bmfm_status bmfm_h5ad_edit_put_obs_numeric(bmfm_h5ad_edit *e, const char *col, c
 /* uns[key] = a UTF-8 string scalar (provenance, e.g. the model and options used). */
 bmfm_status bmfm_h5ad_edit_put_uns_string(bmfm_h5ad_edit *e, const char *key, const char *value);
 
+/* Write a new .h5ad at out_path (atomically) holding the dataset's selected
+ * matrix as CSR float32 (streamed in row blocks, explicit zeros dropped),
+ * obs (names) and var (names and columns) in the anndata 0.8 encoding, and
+ * empty obsm/varm/obsp/varp/layers/uns. Works for any input kind; this is
+ * what bmfm_h5ad_edit_begin does for a 10x directory. */
+bmfm_status bmfm_h5ad_export(bmfm_dataset *ds, const char *out_path);
+
 /* Flush, close and rename into place. Frees e whatever the outcome. */
 bmfm_status bmfm_h5ad_edit_commit(bmfm_h5ad_edit *e);
 /* Discard the temporary copy. Frees e. */
