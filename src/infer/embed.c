@@ -551,7 +551,7 @@ bmfm_status bmfm_infer_run(bmfm_infer_model *m, bmfm_dataset *ds, const bmfm_inf
     to.order = BMFM_ORDER_VAR;
     if (o->order && (st = bmfm_gene_order_parse(o->order, &to.order))) goto done;
     int normalize = 1;
-    char note[160];
+    char note[512];
     st = decide_normalize(ds, o->normalize, note, sizeof note, &normalize);
     if (st) goto done;
     to.normalize = normalize;

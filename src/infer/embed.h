@@ -93,7 +93,7 @@ struct bmfm_infer_result {
     int n_heads;
     bmfm_head_result *heads;
     bmfm_infer_model *owned_model; /* freed with the result when set */
-    char normalize_note[160];      /* what was decided about normalization, and why */
+    char normalize_note[512];      /* what was decided about normalization, and why */
     double seconds;
 };
 

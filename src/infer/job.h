@@ -27,7 +27,7 @@ typedef struct bmfm_job_report {
     int64_t n_obs, n_empty, n_truncated, dim;
     int n_heads;
     double seconds;
-    char normalize_note[160];
+    char normalize_note[512];
 } bmfm_job_report;
 
 void bmfm_infer_job_default(bmfm_infer_job *j);

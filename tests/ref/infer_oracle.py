@@ -36,6 +36,17 @@ array, so the C tests read them without a parser):
       (rows 5, 17 and 100 keep only genes outside the vocabulary),
       no_overlap.h5ad, no_x.h5ad, lognorm.h5ad (X = log1p(CP10k),
       layers["counts"] = the raw counts).
+
+  readback H5AD KEY OUTFILE
+      python anndata reads an output file; obsm[KEY] goes to OUTFILE (float32).
+
+  check_annotate H5AD LOGITS_BIN INPUT
+      Checks the obs/obsm columns `bmfm annotate` wrote against the
+      reference logits of the ontology head (argmax leaf, probabilities).
+
+  pyapi MODEL_DIR H5AD REFDIR MAXLEN
+      The Python module: bmfm.inference(adata, ...) fills obsm and obs in
+      place; compared with the reference embeddings and logits in REFDIR.
 """
 import json
 import os
@@ -293,6 +304,88 @@ def cmd_variants(h5ad, outdir, genes_json):
     e.write_h5ad(f"{outdir}/lognorm.h5ad")
 
 
+def cmd_readback(h5ad, key, outfile):
+    import anndata as ad
+
+    a = ad.read_h5ad(h5ad)
+    np.ascontiguousarray(a.obsm[key], dtype=np.float32).tofile(outfile)
+
+
+def softmax(z):
+    z = z.astype(np.float64)
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def cmd_check_annotate(h5ad, logits_bin, inp):
+    import anndata as ad
+
+    a = ad.read_h5ad(h5ad)
+    src = ad.read_h5ad(inp)
+    classes = sorted(set(map(str, src.obs["cell_type_ontology_term_id"])))
+    z = np.fromfile(logits_bin, dtype=np.float32).reshape(a.n_obs, len(classes))
+    p = softmax(z)
+    col = "bmfm_pred_cell_type_ontology_term_id"
+    want = [classes[k] for k in p.argmax(1)]
+    got = list(map(str, a.obs[col]))
+    assert got == want, "leaf calls differ"
+    assert a.obs[col].dtype.name == "category"
+    assert np.allclose(a.obs[col + "_prob"], p.max(1), rtol=1e-5, atol=1e-6)
+    P = a.obsm[col + "_probs"]
+    assert P.shape == p.shape and np.allclose(P, p, rtol=1e-5, atol=1e-6)
+    for suffix in ("_name", "_greedy", "_call", "_call_name", "_level2", "_coarse"):
+        assert col + suffix in a.obs, col + suffix
+    names = set(map(str, a.obs[col + "_name"]))
+    assert all(not n.startswith("CL:") for n in names), names  # every leaf id has a name in cl-basic
+    cp = np.asarray(a.obs[col + "_call_prob"], dtype=np.float64)
+    called = a.obs[col + "_call"].notna().to_numpy()
+    assert np.all(cp[called] >= 0.3 - 1e-6) and np.all(np.isnan(cp[~called]))
+    coarse = set(a.obs[col + "_coarse"].dropna().astype(str))
+    assert coarse <= {"T cell", "monocyte"}, coarse
+    for head in ("tissue", "sex"):
+        v = set(map(str, a.obs["bmfm_pred_" + head]))
+        assert all(x.startswith(head + "_") for x in v), v
+    assert a.obsm["X_bmfm"].shape == (a.n_obs, 64)  # the checkpoint's pooling_method (index 1)
+    print("annotate output ok:", len(names), "leaf names,", called.sum(), "cells called at tau 0.3")
+
+
+def cmd_pyapi(mdir, h5ad, refdir, maxlen):
+    import anndata as ad
+    import bmfm
+
+    a = ad.read_h5ad(h5ad)
+    obs_before = list(a.obs.columns)
+    ret = bmfm.inference(a, checkpoint=mdir, pooling_method=["first_token", "mean_pooling", 2],
+                         batch_size=4, max_length=maxlen)
+    assert ret is a, "fills the AnnData in place and returns it"
+    E = a.obsm["X_bmfm"]
+    assert E.shape == (a.n_obs, 3 * 64) and E.dtype == np.float32
+    for k, name in enumerate(["first_token", "mean_pooling", "index2"]):
+        ref = np.fromfile(f"{refdir}/{name}.bin", dtype=np.float32).reshape(-1, 64)
+        err = np.abs(E[:, 64 * k:64 * (k + 1)] - ref).max() / np.abs(ref).max()
+        print(f"python {name}: max scaled err {err:.2e}")
+        assert err <= 1e-5
+    for head in ("cell_type_ontology_term_id", "tissue", "sex"):
+        z = np.fromfile(f"{refdir}/logits.{head}.bin", dtype=np.float32).reshape(a.n_obs, -1)
+        col = "bmfm_pred_" + head
+        cats = list(a.obs[col].cat.categories)
+        assert [cats.index(str(v)) for v in a.obs[col]] == list(z.argmax(1)), head
+        assert np.allclose(a.obs[col + "_prob"], softmax(z).max(1), rtol=1e-5, atol=1e-6)
+    assert obs_before == [c for c in a.obs.columns if not c.startswith("bmfm_pred_")]
+    # a copy leaves the input alone; a dense layer goes through the same path
+    b = ad.read_h5ad(h5ad)
+    b.layers["dense"] = b.X.toarray()
+    c = bmfm.inference(b, checkpoint=mdir, layer="dense", copy=True, embedding_key="E",
+                       pooling_method="first_token", max_length=maxlen)
+    assert "E" not in b.obsm and np.array_equal(c.obsm["E"], E[:, :64])
+    try:
+        bmfm.inference(b, checkpoint=mdir + "/nonexistent")
+        raise AssertionError("no error for a missing model")
+    except RuntimeError as e:
+        assert "not a model directory" in str(e), e
+    print("python api ok")
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "tokenize":
@@ -305,5 +398,11 @@ if __name__ == "__main__":
         cmd_embed(args[0], args[1], args[2], int(args[3]), args[4] if len(args) > 4 else None)
     elif cmd == "variants":
         cmd_variants(args[0], args[1], args[2])
+    elif cmd == "readback":
+        cmd_readback(args[0], args[1], args[2])
+    elif cmd == "check_annotate":
+        cmd_check_annotate(args[0], args[1], args[2])
+    elif cmd == "pyapi":
+        cmd_pyapi(args[0], args[1], args[2], int(args[3]))
     else:
         sys.exit(f"unknown subcommand {cmd}")
