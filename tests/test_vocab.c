@@ -113,19 +113,26 @@ static void test_bad_vocab_files(void **state) {
 
 /* ---- resolver on a hand-made 10x directory ---- */
 
-/* genes CD3E, Cd3e, ACTB, XYZ, ACF; cells: {CD3E 2, Cd3e 3, XYZ 5}, {ACTB 4}, {}, {ACF 6} */
-static const char *tiny_dir(void) {
+/* A 10x directory (legacy genes.tsv) in scratch from three texts. */
+static const char *small_10x(const char *name, const char *mtx, const char *genes, const char *barcodes) {
     static char dir[4096];
     char p[4200];
-    snprintf(dir, sizeof dir, "%s", tu_scratch("tiny10x"));
+    snprintf(dir, sizeof dir, "%s", tu_scratch(name));
     mkdir(dir, 0755);
     snprintf(p, sizeof p, "%s/matrix.mtx", dir);
-    write_file(p, "%%MatrixMarket matrix coordinate integer general\n5 4 5\n1 1 2\n2 1 3\n4 1 5\n3 2 4\n5 4 6\n");
+    write_file(p, mtx);
     snprintf(p, sizeof p, "%s/genes.tsv", dir);
-    write_file(p, "E1\tCD3E\nE2\tCd3e\nE3\tACTB\nE4\tXYZ\nE5\tACF\n");
+    write_file(p, genes);
     snprintf(p, sizeof p, "%s/barcodes.tsv", dir);
-    write_file(p, "c1\nc2\nc3\nc4\n");
+    write_file(p, barcodes);
     return dir;
+}
+
+/* genes CD3E, Cd3e, ACTB, XYZ, ACF; cells: {CD3E 2, Cd3e 3, XYZ 5}, {ACTB 4}, {}, {ACF 6} */
+static const char *tiny_dir(void) {
+    return small_10x("tiny10x",
+                     "%%MatrixMarket matrix coordinate integer general\n5 4 5\n1 1 2\n2 1 3\n4 1 5\n3 2 4\n5 4 6\n",
+                     "E1\tCD3E\nE2\tCd3e\nE3\tACTB\nE4\tXYZ\nE5\tACF\n", "c1\nc2\nc3\nc4\n");
 }
 
 static void test_case_insensitive_duplicates_alias_allowed(void **state) {
@@ -339,15 +346,9 @@ static void test_rawcheck(void **state) {
     expect_verdict("h5ad/scanpy_pbmc68k_reduced_700.h5ad", NULL, BMFM_VALUES_SCALED);
     expect_verdict("h5ad/scanpy_pbmc68k_reduced_700.h5ad", "raw", BMFM_VALUES_LOG);
     /* non-integer values above the log range */
-    char p[4200];
-    const char *dir = tu_scratch("norm10x");
-    mkdir(dir, 0755);
-    snprintf(p, sizeof p, "%s/matrix.mtx", dir);
-    write_file(p, "%%MatrixMarket matrix coordinate real general\n2 2 3\n1 1 45.5\n2 1 3\n2 2 0.25\n");
-    snprintf(p, sizeof p, "%s/genes.tsv", dir);
-    write_file(p, "E1\tA\nE2\tB\n");
-    snprintf(p, sizeof p, "%s/barcodes.tsv", dir);
-    write_file(p, "c1\nc2\n");
+    const char *dir = small_10x("norm10x",
+                                "%%MatrixMarket matrix coordinate real general\n2 2 3\n1 1 45.5\n2 1 3\n2 2 0.25\n",
+                                "E1\tA\nE2\tB\n", "c1\nc2\n");
     bmfm_dataset *ds = NULL;
     assert_int_equal(bmfm_dataset_open(dir, NULL, &ds), BMFM_OK);
     bmfm_rawcheck rc;

@@ -9,7 +9,7 @@
  * MatrixMarket has no random access and 10x sorts entries by cell column of
  * the gene x cell matrix, so rows of the transposed matrix cannot be streamed
  * from the file: the whole matrix is read once at open into an in-memory CSR
- * (nnz * 8 bytes: int32 index + float32 value; about nnz * 20 bytes at the peak
+ * (nnz * 8 bytes: int32 index + float32 value; up to about nnz * 32 bytes at the peak
  * while the triplets are sorted). This is not a streaming reader for huge
  * mtx files; convert those to .h5ad.
  */
@@ -84,9 +84,12 @@ static bmfm_status lr_next(line_reader *r, int *got) {
     }
     int errnum = Z_OK;
     const char *msg = gzerror(r->gz, &errnum);
-    if (errnum != Z_OK && errnum != Z_STREAM_END)
+    if (errnum != Z_OK && errnum != Z_STREAM_END) {
+        size_t pl = strlen(r->path); /* zlib prefixes its message with the path */
+        if (!strncmp(msg, r->path, pl) && !strncmp(msg + pl, ": ", 2)) msg += pl + 2;
         return bmfm_error_set(BMFM_E_INPUT, "%s: line %lld: file is truncated or corrupt (%s)", r->path,
                               (long long)r->lineno + 1, msg);
+    }
     if (n == 0) return BMFM_OK;
     r->lineno++;
     while (n > 0 && (r->buf[n - 1] == '\n' || r->buf[n - 1] == '\r')) r->buf[--n] = '\0';
@@ -184,11 +187,8 @@ static bmfm_status read_matrix(const char *path, mtx_impl *m, char *field_out, s
     }
     m->n_genes = n_genes;
     m->n_cells = n_cells;
-    tr = bmfm_malloc((size_t)(nnz ? nnz : 1) * sizeof *tr);
-    if (!tr) {
-        s = BMFM_E_NOMEM;
-        goto done;
-    }
+    /* grow as entries arrive: a corrupt size line must not reserve terabytes */
+    size_t tr_cap = 0;
     int64_t k = 0, stored = 0;
     for (;;) {
         s = lr_next(&r, &got);
@@ -237,6 +237,10 @@ static bmfm_status read_matrix(const char *path, mtx_impl *m, char *field_out, s
         }
         k++;
         if (v == 0.0f) continue; /* explicit zeros are dropped */
+        if (bmfm_grow((void **)&tr, &tr_cap, (size_t)stored + 1, sizeof *tr)) {
+            s = BMFM_E_NOMEM;
+            goto done;
+        }
         tr[stored].gene = (int32_t)(gi - 1);
         tr[stored].cell = (int32_t)(ci - 1);
         tr[stored].value = v;

@@ -31,7 +31,7 @@ void bmfm_config_default(bmfm_model_config *cfg, int64_t C, int64_t NL, int64_t 
     cfg->pad_id = 2;
     cfg->expr_kind = BMFM_EXPR_SCALE_ADAPT;
     cfg->n_sin_basis = 48;
-    cfg->basis_scale = 0.01f;
+    cfg->basis_scale = 0.01;
     cfg->zero_as_special = 1;
     cfg->expr_hidden = 128;
     cfg->wced_n_out = 2;
@@ -62,7 +62,13 @@ int bmfm_config_label_index(const bmfm_model_config *cfg, const char *name) {
 }
 
 void bmfm_config_free(bmfm_model_config *cfg) {
+    for (int i = 0; i < cfg->n_labels; i++) {
+        if (cfg->labels[i].class_names)
+            for (int64_t k = 0; k < cfg->labels[i].n_classes; k++) free(cfg->labels[i].class_names[k]);
+        free(cfg->labels[i].class_names);
+    }
     free(cfg->labels);
+    free(cfg->metadata_json);
     free(cfg->raw_json);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -111,7 +117,8 @@ static bmfm_status parse_expr_field(bmfm_model_config *cfg, const cJSON *f, cons
         const cJSON *k = get(ek, "kind");
         if (cJSON_IsString(k)) kind = k->valuestring;
         BMFM_TRY(get_int(ek, "n_sin_basis", &cfg->n_sin_basis, 0, path, "encoder_kwargs."));
-        BMFM_TRY(get_float(ek, "basis_scale", &cfg->basis_scale, path, "encoder_kwargs."));
+        const cJSON *bs = get(ek, "basis_scale");
+        if (cJSON_IsNumber(bs)) cfg->basis_scale = bs->valuedouble;
         cfg->basis_trainable = get_bool(ek, "trainable", 0);
         cfg->zero_as_special = get_bool(ek, "zero_as_special_token", 1);
         const cJSON *sc = get(ek, "sigmoid_centers");

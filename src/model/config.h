@@ -40,6 +40,7 @@ typedef struct bmfm_label_cfg {
     int has_grl;           /* gradient reversal in front of the linear layer */
     float grl_coef;
     char ontology[64];     /* label_ontology or "" */
+    char **class_names;    /* [n_classes] from checkpoint_metadata.json label_dict, or NULL */
 } bmfm_label_cfg;
 
 typedef struct bmfm_model_config {
@@ -51,7 +52,7 @@ typedef struct bmfm_model_config {
     int pad_id;
     bmfm_expr_kind expr_kind;
     int64_t n_sin_basis;   /* ScaleAdapt: NB */
-    float basis_scale;
+    double basis_scale;
     int basis_trainable;
     int zero_as_special;
     int64_t expr_hidden;   /* MLP encoder hidden width (128) */
@@ -62,6 +63,7 @@ typedef struct bmfm_model_config {
     int n_labels;
     bmfm_label_cfg *labels;
     char *raw_json;        /* the parsed config.json, re-emitted on save */
+    char *metadata_json;   /* checkpoint_metadata.json as read (NULL if none), re-emitted on save */
 } bmfm_model_config;
 
 /* Parse config.json text (path is for messages). */

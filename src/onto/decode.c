@@ -76,3 +76,24 @@ int64_t bmfm_decode_rollup_coarse(bmfm_ontology *o, int64_t t, const int64_t *co
     }
     return best;
 }
+
+bmfm_status bmfm_decode_cells(const bmfm_labelspace *ls, const float *logits, int64_t N, double tau,
+                              bmfm_decode_call *out) {
+    double *p = bmfm_malloc((size_t)ls->K * sizeof *p);
+    double *mass = bmfm_malloc((size_t)ls->n_terms * sizeof *mass);
+    int64_t *path = bmfm_malloc((size_t)ls->n_terms * sizeof *path), len;
+    bmfm_status st = p && mass && path ? BMFM_OK : BMFM_E_NOMEM;
+    for (int64_t i = 0; !st && i < N; i++) {
+        bmfm_decode_softmax(logits + i * ls->K, ls->K, p);
+        bmfm_decode_node_mass(ls, p, mass);
+        int64_t k = bmfm_decode_argmax(ls, p);
+        out[i].leaf_term = ls->leaf_term[k];
+        out[i].leaf_prob = p[k];
+        out[i].greedy_term = bmfm_decode_greedy(ls, mass, tau, path, &len);
+        out[i].greedy_mass = out[i].greedy_term >= 0 ? mass[out[i].greedy_term] : 0;
+    }
+    free(p);
+    free(mass);
+    free(path);
+    return st;
+}

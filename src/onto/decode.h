@@ -27,6 +27,7 @@
  *     int64_t lvl3 = bmfm_decode_rollup_depth(o, mass, call, 3);
  *     int64_t coarse = bmfm_decode_rollup_coarse(o, call, coarse_terms, n_coarse);
  *     printf("%s %s %.3f\n", bmfm_ontology_id(o, call), bmfm_ontology_name(o, call), mass[call]);
+ * For many cells, bmfm_decode_cells does the first four lines per row.
  * All functions are read-only on ls except the roll-ups, which use the
  * ontology's traversal work space (one thread per ontology).
  */
@@ -55,5 +56,19 @@ int64_t bmfm_decode_rollup_depth(bmfm_ontology *o, const double *mass, int64_t t
 /* The most specific coarse term that is t or an ancestor of t (deepest by
  * depth; ties: earlier in the list), or -1 when none is. */
 int64_t bmfm_decode_rollup_coarse(bmfm_ontology *o, int64_t t, const int64_t *coarse, int64_t n);
+
+/* One cell's calls, as bmfm_decode_cells fills them. */
+typedef struct bmfm_decode_call {
+    int64_t leaf_term;   /* leaf-argmax: term of the top class */
+    double leaf_prob;    /* its probability */
+    int64_t greedy_term; /* greedy descent with tau; -1 = abstained */
+    double greedy_mass;  /* P(greedy_term), 0 when abstained */
+} bmfm_decode_call;
+
+/* Decode N cells of K = ls->K logits each (row-major [N, K]) with threshold
+ * tau; allocates its work space once. Rows are independent, so callers may
+ * split N across threads (each call uses its own buffers). */
+bmfm_status bmfm_decode_cells(const bmfm_labelspace *ls, const float *logits, int64_t N, double tau,
+                              bmfm_decode_call *out);
 
 #endif

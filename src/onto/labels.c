@@ -21,6 +21,7 @@ const char *bmfm_label_match_name(bmfm_label_match m) {
     case BMFM_LABEL_BY_SYNONYM: return "synonym";
     case BMFM_LABEL_AMBIGUOUS: return "ambiguous";
     case BMFM_LABEL_OBSOLETE: return "obsolete";
+    case BMFM_LABEL_REPLACED: return "replaced_by";
     }
     return "?";
 }
@@ -113,7 +114,7 @@ bmfm_label_match bmfm_label_map(const bmfm_label_index *ix, const char *label, i
     int64_t t = live_term(ix->onto, v >> 3);
     if (t < 0) return BMFM_LABEL_OBSOLETE;
     *term = t;
-    return (bmfm_label_match)(v & 7);
+    return t != v >> 3 ? BMFM_LABEL_REPLACED : (bmfm_label_match)(v & 7);
 }
 
 void bmfm_label_report_free(bmfm_label_report *rep) {
@@ -143,6 +144,7 @@ bmfm_status bmfm_label_map_many(const bmfm_label_index *ix, const char *const *l
         terms[i] = t;
         if (bmfm_label_is_mapped(m)) {
             rep->n_mapped++;
+            rep->n_replaced += m == BMFM_LABEL_REPLACED;
             rep->n_mapped_cells += c;
         } else if (m == BMFM_LABEL_UNKNOWN) {
             rep->n_unknown++;

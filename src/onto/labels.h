@@ -8,6 +8,7 @@
  * missing labels are UNKNOWN, never errors: the reference encodes them as an
  * all-zero target with flag 0. Everything else that finds no live term is
  * UNMAPPED and is reported by the batch function - never silently dropped.
+ * Build the index after any bmfm_labelspace_from_leaves that adds terms.
  *
  * It is not the label space (labelspace.h decides which mapped terms carry
  * leaves).
@@ -29,13 +30,14 @@ typedef enum {
     BMFM_LABEL_BY_NAME,
     BMFM_LABEL_BY_SYNONYM,
     BMFM_LABEL_AMBIGUOUS,     /* a synonym (or name) shared by several live terms */
-    BMFM_LABEL_OBSOLETE       /* names an obsolete term without a live replacement */
+    BMFM_LABEL_OBSOLETE,      /* names an obsolete term without a live replacement */
+    BMFM_LABEL_REPLACED       /* names an obsolete term; mapped to its live replaced_by */
 } bmfm_label_match;
 
 const char *bmfm_label_match_name(bmfm_label_match m);
 /* 1 for the matches that yield a term. */
 static inline int bmfm_label_is_mapped(bmfm_label_match m) {
-    return m >= BMFM_LABEL_BY_ID && m <= BMFM_LABEL_BY_SYNONYM;
+    return (m >= BMFM_LABEL_BY_ID && m <= BMFM_LABEL_BY_SYNONYM) || m == BMFM_LABEL_REPLACED;
 }
 
 typedef struct bmfm_label_index {
@@ -57,6 +59,7 @@ void bmfm_label_normalize(const char *label, char *out, size_t n);
 typedef struct bmfm_label_report {
     int64_t n_labels;          /* distinct labels given */
     int64_t n_mapped, n_unknown, n_unmapped;          /* distinct labels */
+    int64_t n_replaced;        /* of n_mapped: obsolete, mapped through replaced_by */
     int64_t n_mapped_cells, n_unknown_cells, n_unmapped_cells;
     char **unmapped;           /* distinct unmapped labels, in input order */
     bmfm_label_match *unmapped_why;
