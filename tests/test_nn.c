@@ -713,6 +713,7 @@ static void test_thread_invariance(void **state)
     omp_set_num_threads(2);
     openblas_set_num_threads(2);
     int64_t n2 = run_all_kernels(r2);
+    assert_int_equal(openblas_get_num_threads(), 2); /* restored after the sgemm tiles */
     assert_int_equal(n1, n2);
     assert_same_bits(r1, r2, n1, "1 vs 2 threads");
     omp_set_num_threads(prev);

@@ -1,4 +1,5 @@
-/* cpu.c - run-time choice of the SIMD path (AVX-512 / AVX2 / scalar).
+/* cpu.c - run-time choice of the SIMD path (AVX-512 / AVX2 / scalar), and
+ * the thread count of the kernels.
  *
  * The project is compiled for baseline x86-64; the fast kernels carry their
  * own target attributes and are selected here from CPUID at first use. The
@@ -9,7 +10,10 @@
 #include "nn/nn.h"
 #include "nn/nn_internal.h"
 
+#include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 static int g_isa = -1;
@@ -66,4 +70,14 @@ bmfm_isa bmfm_set_isa(bmfm_isa isa)
         isa = best;
     __atomic_store_n(&g_isa, (int)isa, __ATOMIC_RELAXED);
     return prev;
+}
+
+void bmfm_nn_set_threads(int n)
+{
+    if (n <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores > 0 ? (int)cores : 1;
+    }
+    omp_set_num_threads(n);
+    openblas_set_num_threads(1);
 }

@@ -149,4 +149,12 @@ int bmfm_cpu_has_avx512_bf16(void);
 /* Force a lower ISA (tests compare paths); returns the previous one. */
 bmfm_isa bmfm_set_isa(bmfm_isa isa);
 
+/* ---- threads -------------------------------------------------------------- */
+/* Use n OpenMP threads for the kernels (n <= 0: the number of cores). All
+ * parallel work of nn, the sgemm tiles included, runs on the OpenMP pool;
+ * OpenBLAS is called single-threaded inside it (its own pthread pool would
+ * compete for the cores: idle OpenBLAS threads spin after each call). The
+ * results are the same for every n. */
+void bmfm_nn_set_threads(int n);
+
 #endif
