@@ -82,6 +82,13 @@ static void test_10x_gz_rows_equal_h5ad(void **state) {
     assert_string_equal(bmfm_dataset_info(a)->dtype, "integer");
     assert_string_equal(bmfm_dataset_info(a)->location, "matrix.mtx.gz");
     bmfm_dataset_close(a);
+    /* the CLI reads the directory the same way */
+    char *out = NULL;
+    assert_int_equal(tu_capture(&out, "%s inspect --json %s 2>/dev/null", tu_bmfm_bin(), dir), 0);
+    assert_non_null(strstr(out, "\"source\":\t\"10x\""));
+    assert_non_null(strstr(out, "\"n_obs\":\t165,"));
+    assert_non_null(strstr(out, "\"guess\":\t\"raw\""));
+    free(out);
 }
 
 /* log-scale real values, uncompressed files, legacy genes.tsv */
