@@ -366,7 +366,9 @@ static const char *TOY =
     "[Term]\nid: T:R\nname: root\n"
     "[Term]\nid: T:A\nname: alpha\nis_a: T:R\n"
     "[Term]\nid: T:B\nname: beta\nis_a: T:R\n"
-    "[Term]\nid: T:a1\nis_a: T:A\n[Term]\nid: T:a2\nis_a: T:A\n[Term]\nid: T:a3\nis_a: T:A\n"
+    "[Term]\nid: T:a1\nsynonym: \"shared\" EXACT []\nis_a: T:A\n"
+    "[Term]\nid: T:a2\nsynonym: \"Shared\" EXACT []\nsynonym: \"Alpha\" EXACT []\nis_a: T:A\n"
+    "[Term]\nid: T:a3\nis_a: T:A\n"
     "[Term]\nid: T:a4\nis_a: T:A\n[Term]\nid: T:a5\nis_a: T:A\n"
     "[Term]\nid: T:b\nname: bee\nis_a: T:B\n"
     "[Term]\nid: T:X\nname: x\nis_a: T:A\nis_a: T:B\n"
@@ -455,6 +457,15 @@ static void test_decode_greedy_vs_argmax_threshold_rollup(void **state) {
     assert_true(fabs(calls[0].greedy_mass - 0.6) < 1e-6);
     assert_int_equal(calls[1].leaf_term, c); /* e^3/(e^3+6) = 0.77 on c, under both A and B */
     assert_int_equal(calls[1].greedy_term, c);
+    /* a synonym of two terms is ambiguous; a name beats another term's synonym */
+    bmfm_label_index ix;
+    int64_t lt;
+    assert_int_equal(bmfm_label_index_build(o, &ix), BMFM_OK);
+    assert_int_equal(bmfm_label_map(&ix, "SHARED", &lt), BMFM_LABEL_AMBIGUOUS);
+    assert_int_equal(lt, -1);
+    assert_int_equal(bmfm_label_map(&ix, "alpha", &lt), BMFM_LABEL_BY_NAME);
+    assert_int_equal(lt, A);
+    bmfm_label_index_free(&ix);
     /* softmax of logits */
     float z[3] = {1, 2, 3};
     double q[3];
