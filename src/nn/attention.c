@@ -270,7 +270,7 @@ static BMFM_AVX2 void attn_bwd_avx2(float *dqkv, const float *dout, const float 
 #define QB 128 /* query rows per forward work unit */
 #define FR 8   /* query rows per forward register tile */
 #define BR 4   /* query rows per backward register tile */
-#define BK 64  /* keys per forward score tile */
+#define BK 256 /* keys per forward score tile */
 
 /* Leading dimension of the transposed [HS][ld] buffers: the padded length
  * plus one cache line, so that the HS rows do not all fall in the same L1

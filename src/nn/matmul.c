@@ -11,6 +11,7 @@
  * The `_ref` versions are the plain triple loops (the specification).
  */
 #include "nn/nn.h"
+#include "nn/gemm.h"
 #include "nn/nn_internal.h"
 
 #include <cblas.h>
@@ -119,6 +120,11 @@ void bmfm_matmul_forward(float *out, const float *inp, const float *weight, cons
 {
     if (N <= 0 || OUT <= 0)
         return;
+    if (bmfm_matmul_get_precision() == BMFM_MATMUL_BF16 &&
+        bmfm_matmul_forward_bf16(out, inp, weight, bias, N, IN, OUT) == 0)
+        return;
+    if (IN > 0 && bmfm_gemm_invariant(out, inp, weight, bias, N, OUT, IN, 1, 0) == 0)
+        return;
     float beta = 0.0f;
     if (bias || IN <= 0) {
 #pragma omp parallel for schedule(static) if (N * OUT > BMFM_NN_PAR_MIN)
@@ -157,7 +163,7 @@ void bmfm_matmul_backward(float *dinp, float *dweight, float *dbias, const float
     if (N <= 0 || IN <= 0 || OUT <= 0)
         return;
     int prev = blas_single_begin();
-    if (dinp)
+    if (dinp && bmfm_gemm_invariant(dinp, dout, weight, NULL, N, IN, OUT, 0, 1) != 0)
         gemm_tiled(0, N, IN, OUT, dout, OUT, weight, IN, 1.0f, dinp, IN);
     if (dweight) {
         int64_t to = cdiv(OUT, OB), ti = cdiv(IN, IB);
