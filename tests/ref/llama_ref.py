@@ -163,8 +163,10 @@ class GradReverse(torch.autograd.Function):
         return -ctx.alpha * g, None
 
 
-def forward(c, P, gene_ids, expr, mask):
-    """Padded forward. Returns a dict of tensors (hidden states, heads)."""
+def forward(c, P, gene_ids, expr, mask, wced_all_positions=True):
+    """Padded forward. Returns a dict of tensors (hidden states, heads).
+    wced_all_positions: decode every position as the reference does (only
+    position 0 is used); False decodes position 0 only (the benchmark)."""
     E = "model.core.encoder.embeddings."
     X = E + "expressions_embeddings."
     B, L = gene_ids.shape
@@ -209,7 +211,7 @@ def forward(c, P, gene_ids, expr, mask):
 
     D = H + "decoder.field_decoders.expressions_"
     if c.wced:  # the reference decodes every position; only position 0 is used
-        t = transform(z)
+        t = transform(z if wced_all_positions else z[:, :1])
         o = t @ P[D + "wced.weight"].T + P[D + "wced.bias"]
         out["wced"] = o[:, 0]
     if c.mlm:
