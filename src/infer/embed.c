@@ -515,6 +515,8 @@ bmfm_status bmfm_infer_run(bmfm_infer_model *m, bmfm_dataset *ds, const bmfm_inf
     if (budget < max_length) budget = max_length;
     int64_t max_B = o->batch_size > 0 ? o->batch_size : budget / (m->tok.n_prefix + 2);
     if (max_B < 1) max_B = 1;
+    /* a batch never holds more than max_B full-length cells: size the activations to that */
+    if (max_B * max_length < budget) budget = max_B * max_length;
     if (o->threads > 0) omp_set_num_threads(o->threads);
 
     /* genes -> vocab ids */

@@ -27,7 +27,7 @@ array, so the C tests read them without a parser):
   subset H5AD OUT N
       The first N cells of H5AD (benchmarks).
 
-  bench_torch MODEL_DIR H5AD MAXLEN NCELLS BATCH
+  bench_torch MODEL_DIR H5AD MAXLEN NCELLS BATCH [THREADS]
       Cells/s of the reference behaviour: the first NCELLS cells, padded to
       MAXLEN, encoder + pooler + label heads in PyTorch eager (the field
       decoders, which the reference also evaluates at every position, are
@@ -314,10 +314,13 @@ def cmd_variants(h5ad, outdir, genes_json):
     e.write_h5ad(f"{outdir}/lognorm.h5ad")
 
 
-def cmd_bench_torch(mdir, h5ad, maxlen, ncells, batch):
+def cmd_bench_torch(mdir, h5ad, maxlen, ncells, batch, threads=0):
     import time
 
     import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
 
     lr, c = model_cfg(mdir)
     tok = json.load(open(os.path.join(mdir, "tokenizers", "genes", "tokenizer.json")))
@@ -444,7 +447,8 @@ if __name__ == "__main__":
         import anndata as ad
         ad.read_h5ad(args[0])[: int(args[2])].copy().write_h5ad(args[1])
     elif cmd == "bench_torch":
-        cmd_bench_torch(args[0], args[1], int(args[2]), int(args[3]), int(args[4]))
+        cmd_bench_torch(args[0], args[1], int(args[2]), int(args[3]), int(args[4]),
+                        int(args[5]) if len(args) > 5 else 0)
     elif cmd == "embed":
         cmd_embed(args[0], args[1], args[2], int(args[3]), args[4] if len(args) > 4 else None)
     elif cmd == "variants":
