@@ -29,7 +29,7 @@ mkdir -p "$D"
     $PY tests/ref/infer_oracle.py make "$GENES" "${BMFM_SHARED_DATA:-../shared/data}/h5ad/bmfm_zheng68k_165.h5ad" "$D/m47full" 47m 384 12 12
 IN="$DATA"
 if [ "$N" != 0 ]; then
-    IN="$D/input_$N.h5ad"
+    IN="$D/$(basename "$DATA" .h5ad)_first$N.h5ad"
     [ -f "$IN" ] || $PY tests/ref/infer_oracle.py subset "$DATA" "$IN" "$N"
 fi
 echo "input $(basename "$DATA") (first ${N/#0/all} cells), max_length $L, $T thread(s) each, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
