@@ -435,6 +435,10 @@ static void test_writer_failures_leave_nothing(void **state) {
     static const char *const cats[] = {"a", "b"};
     assert_int_equal(bmfm_h5ad_edit_put_obs_categorical(e, "lab", codes, cats, 2), BMFM_E_INPUT);
     assert_int_equal(bmfm_h5ad_edit_put_obs_categorical(e, "_index", codes, cats, 2), BMFM_E_INPUT);
+    codes[3] = 1;
+    static const char *const twice[] = {"a", "a"};
+    assert_int_equal(bmfm_h5ad_edit_put_obs_categorical(e, "lab", codes, twice, 2), BMFM_E_INPUT);
+    assert_non_null(strstr(bmfm_error_message(), "category 'a' appears twice"));
     assert_int_equal(bmfm_h5ad_edit_put_uns_string(e, "a/b", "x"), BMFM_E_INPUT);
     bmfm_h5ad_edit_abort(e);
     assert_false(bmfm_file_exists(out));
@@ -515,12 +519,13 @@ static void test_edit_10x_creates_h5ad(void **state) {
     bmfm_dataset_close(tenx);
 }
 
-/* CSC column blocks and dense row blocks smaller than a column / a chunk
- * must give the same rows as the default block size. */
+/* CSC column blocks and dense row blocks smaller than a column / a chunk,
+ * and CSC read-ahead caches smaller than a request, read in order and in
+ * reverse, must give the same rows as the defaults. */
 static void test_small_blocks(void **state) {
     (void)state;
     const char *files[] = {fixture("csc.h5ad"), tu_data("h5ad/scvijl_pbmc8k_7480x200.h5ad")};
-    const int64_t blocks[] = {50, 1000, 1};
+    const int64_t blocks[] = {50, 1000, 1}, budgets[] = {300, 5000, 1};
     for (int f = 0; f < 2; f++) {
         bmfm_dataset *ds;
         assert_int_equal(bmfm_dataset_open(files[f], NULL, &ds), BMFM_OK);
@@ -531,7 +536,9 @@ static void test_small_blocks(void **state) {
             bmfm_csr a = {0}, b = {0};
             assert_int_equal(bmfm_h5_matrix_open(h, files[f], "/X", &m), BMFM_OK);
             m.block = blocks[bi];
-            for (int64_t r = 0; r < m.n_obs; r += 61) {
+            m.cache_budget = budgets[bi];
+            for (int64_t i = 0; i < m.n_obs; i += 61) {
+                int64_t r = bi == 2 ? (m.n_obs - 1) / 61 * 61 - i : i; /* reverse order on the last pass */
                 int64_t e = r + 61 < m.n_obs ? r + 61 : m.n_obs;
                 assert_int_equal(bmfm_h5_matrix_read_rows(&m, r, e, &a), BMFM_OK);
                 assert_int_equal(bmfm_dataset_read_rows(ds, r, e, &b), BMFM_OK);

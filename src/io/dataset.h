@@ -7,7 +7,9 @@
  * private table in dataset_impl.h.
  *
  * Cost of read_rows by storage: CSR and dense read each requested value
- * once; CSC scans the whole matrix once per call (ask for large blocks).
+ * once. CSC has no row access on disk: each read outside its read-ahead
+ * cache scans the whole matrix once (streaming all rows in order costs
+ * about 1 + nnz / 4M scans; see h5ad_matrix.h).
  * A dataset is not safe to use from several threads at once (it reuses
  * scratch buffers); give each thread its own. Debian's libhdf5 is the
  * thread-safe build, which serializes the reads underneath.
