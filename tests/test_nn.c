@@ -9,7 +9,10 @@
  *   for every ISA the CPU has;
  * - accumulate semantics (backward adds into prefilled gradients);
  * - packed variable-length attention equals per-cell attention, bit for bit;
+ *   projection rows and SwiGLU values are the same alone or in a batch;
  * - bit-identical results with 1 and 2 OpenMP / OpenBLAS threads;
+ * - the bf16 projection against a double reference of its rounded operands
+ *   (kernel exactness) and against float32 (accuracy);
  * - ScaleAdapt features: float32 product, correctly reduced sin/cos against a
  *   double sin of the exact float product; special-token index rule; padding
  *   row 2 gets no gradient;
@@ -749,10 +752,37 @@ static void rows_invariant(void)
     }
 }
 
+/* SwiGLU values must not depend on their position either (vector tails). */
+static void swiglu_position_invariant(void)
+{
+    bmfm_rng r;
+    bmfm_rng_seed(&r, 73, 0);
+    int64_t n = 101;
+    float *a = randv(&r, n, 3), *b = randv(&r, n, 1), *g = randv(&r, n, 1);
+    float *y = zerov(n), *da = zerov(n), *db = zerov(n);
+    bmfm_swiglu_forward(y, a, b, n);
+    bmfm_swiglu_backward(da, db, g, a, b, n);
+    for (int64_t off = 1; off < 12; off += 5) {
+        float *y1 = zerov(13), *da1 = zerov(13), *db1 = zerov(13);
+        bmfm_swiglu_forward(y1, a + off, b + off, 13);
+        bmfm_swiglu_backward(da1, db1, g + off, a + off, b + off, 13);
+        assert_same_bits(y1, y + off, 13, "swiglu slice");
+        assert_same_bits(da1, da + off, 13, "swiglu da slice");
+        assert_same_bits(db1, db + off, 13, "swiglu db slice");
+        free(y1), free(da1), free(db1);
+    }
+    free(a), free(b), free(g), free(y), free(da), free(db);
+}
+
 static void test_matmul_rows_invariant(void **state)
 {
     (void)state;
     bmfm_isa best = bmfm_cpu_isa();
+    for (int isa = BMFM_ISA_SCALAR; isa <= (int)best; isa++) {
+        bmfm_set_isa((bmfm_isa)isa);
+        swiglu_position_invariant();
+    }
+    bmfm_set_isa(best);
     if (best < BMFM_ISA_AVX2)
         skip();
     rows_invariant();

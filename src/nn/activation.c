@@ -13,6 +13,7 @@
 #include "nn/simd.h"
 
 #include <math.h>
+#include <string.h>
 
 #define INV_SQRT2 0.70710678118654752440f
 #define INV_SQRT_2PI 0.39894228040143267794f
@@ -111,36 +112,67 @@ static BMFM_AVX512 void swiglu_bwd_512(float *da, float *db, const float *dout, 
     }
 }
 
-static BMFM_AVX2 void swiglu_fwd_256(float *out, const float *a, const float *b, int64_t n)
+/* AVX2 kernels: full vectors, then the tail through a zero-padded stack copy
+ * with the same vector code (a value never depends on where it falls in the
+ * array; masked moves are slow on AMD). */
+static inline BMFM_AVX2 void swiglu_fwd8(float *out, const float *a, const float *b)
 {
     const __m256 one = _mm256_set1_ps(1.0f), hi = _mm256_set1_ps(88.0f);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 va = _mm256_loadu_ps(a + i), vb = _mm256_loadu_ps(b + i);
-        __m256 e = bmfm_exp256(_mm256_min_ps(_mm256_sub_ps(_mm256_setzero_ps(), va), hi));
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(va, _mm256_add_ps(one, e)), vb));
+    __m256 va = _mm256_loadu_ps(a), vb = _mm256_loadu_ps(b);
+    __m256 e = bmfm_exp256(_mm256_min_ps(_mm256_sub_ps(_mm256_setzero_ps(), va), hi));
+    _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_div_ps(va, _mm256_add_ps(one, e)), vb));
+}
+
+static inline BMFM_AVX2 void swiglu_bwd8(float *da, float *db, const float *dout, const float *a,
+                                         const float *b)
+{
+    const __m256 one = _mm256_set1_ps(1.0f), hi = _mm256_set1_ps(88.0f);
+    __m256 va = _mm256_loadu_ps(a), vb = _mm256_loadu_ps(b), g = _mm256_loadu_ps(dout);
+    __m256 e = bmfm_exp256(_mm256_min_ps(_mm256_sub_ps(_mm256_setzero_ps(), va), hi));
+    __m256 den = _mm256_add_ps(one, e);
+    if (da) {
+        __m256 sig = _mm256_div_ps(one, den);
+        __m256 f = _mm256_mul_ps(sig, _mm256_add_ps(one, _mm256_mul_ps(va, _mm256_mul_ps(e, sig))));
+        _mm256_storeu_ps(da, _mm256_add_ps(_mm256_loadu_ps(da), _mm256_mul_ps(_mm256_mul_ps(g, vb), f)));
     }
-    bmfm_swiglu_forward_ref(out + i, a + i, b + i, n - i);
+    if (db)
+        _mm256_storeu_ps(db, _mm256_add_ps(_mm256_loadu_ps(db), _mm256_mul_ps(g, _mm256_div_ps(va, den))));
+}
+
+static BMFM_AVX2 void swiglu_fwd_256(float *out, const float *a, const float *b, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        swiglu_fwd8(out + i, a + i, b + i);
+    if (i < n) {
+        float ta[8] = {0}, tb[8] = {0}, to[8];
+        memcpy(ta, a + i, sizeof(float) * (size_t)(n - i));
+        memcpy(tb, b + i, sizeof(float) * (size_t)(n - i));
+        swiglu_fwd8(to, ta, tb);
+        memcpy(out + i, to, sizeof(float) * (size_t)(n - i));
+    }
 }
 
 static BMFM_AVX2 void swiglu_bwd_256(float *da, float *db, const float *dout, const float *a,
                                      const float *b, int64_t n)
 {
-    const __m256 one = _mm256_set1_ps(1.0f), hi = _mm256_set1_ps(88.0f);
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 va = _mm256_loadu_ps(a + i), vb = _mm256_loadu_ps(b + i), g = _mm256_loadu_ps(dout + i);
-        __m256 e = bmfm_exp256(_mm256_min_ps(_mm256_sub_ps(_mm256_setzero_ps(), va), hi));
-        __m256 den = _mm256_add_ps(one, e);
-        if (da) {
-            __m256 sig = _mm256_div_ps(one, den);
-            __m256 f = _mm256_mul_ps(sig, _mm256_add_ps(one, _mm256_mul_ps(va, _mm256_mul_ps(e, sig))));
-            _mm256_storeu_ps(da + i, _mm256_add_ps(_mm256_loadu_ps(da + i), _mm256_mul_ps(_mm256_mul_ps(g, vb), f)));
-        }
+    for (; i + 8 <= n; i += 8)
+        swiglu_bwd8(da ? da + i : NULL, db ? db + i : NULL, dout + i, a + i, b + i);
+    if (i < n) {
+        size_t k = sizeof(float) * (size_t)(n - i);
+        float ta[8] = {0}, tb[8] = {0}, tg[8] = {0}, tda[8] = {0}, tdb[8] = {0};
+        memcpy(ta, a + i, k), memcpy(tb, b + i, k), memcpy(tg, dout + i, k);
+        if (da)
+            memcpy(tda, da + i, k);
         if (db)
-            _mm256_storeu_ps(db + i, _mm256_add_ps(_mm256_loadu_ps(db + i), _mm256_mul_ps(g, _mm256_div_ps(va, den))));
+            memcpy(tdb, db + i, k);
+        swiglu_bwd8(da ? tda : NULL, db ? tdb : NULL, tg, ta, tb);
+        if (da)
+            memcpy(da + i, tda, k);
+        if (db)
+            memcpy(db + i, tdb, k);
     }
-    bmfm_swiglu_backward_ref(da ? da + i : NULL, db ? db + i : NULL, dout + i, a + i, b + i, n - i);
 }
 
 static void swiglu_fwd_chunk(float *out, const float *a, const float *b, int64_t n, bmfm_isa isa)

@@ -1,8 +1,11 @@
 /* matmul.c - linear layers (PyTorch weight layout [OUT, IN]), forward and
  * backward with accumulate semantics.
  *
- * The optimized path is OpenBLAS cblas_sgemm, called single-threaded on
- * fixed tiles that OpenMP distributes. Debian's OpenBLAS is the pthread
+ * Optimized paths: the forward and dinp go through gemm.c (own AVX-512/AVX2
+ * kernel whose rows do not depend on the batch around them; bf16 on request,
+ * matmul_bf16.c); dweight, and everything on pre-AVX2 CPUs, through
+ * OpenBLAS cblas_sgemm, called single-threaded on fixed tiles that OpenMP
+ * distributes. Debian's OpenBLAS is the pthread
  * build, with a second thread pool whose idle threads spin (sched_yield)
  * for ~2^28 cycles after each call and take cores from the OpenMP kernels
  * that follow (attention, norms); driving it from OpenMP keeps one pool in
@@ -74,8 +77,8 @@ void bmfm_matmul_backward_ref(float *dinp, float *dweight, float *dbias, const f
 #define MB 256
 #define NB 384
 #define KC 1024
-#define OB 384
-#define IB 192
+#define OB 128
+#define IB 128
 
 static int64_t cdiv(int64_t a, int64_t b)
 {

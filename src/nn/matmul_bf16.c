@@ -20,7 +20,7 @@
 
 #define BMFM_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
 
-#define RB 4   /* rows per register tile */
+#define RB 6   /* rows per register tile */
 #define CB 64  /* output columns per register tile (4 vectors) */
 #define MBR 128 /* rows per work unit */
 
@@ -80,10 +80,10 @@ static BMFM_BF16 void bf16_block(float *out, const float *bias, const uint16_t *
     }
     for (int64_t rb = r0; rb < r1; rb += RB) {
         const uint32_t *xr[RB];
-        _Pragma("GCC unroll 4") for (int r = 0; r < RB; r++)
+        _Pragma("GCC unroll 6") for (int r = 0; r < RB; r++)
             xr[r] = (const uint32_t *)(Xb + (rb + r < r1 ? rb + r : r1 - 1) * INp);
         __m512 acc[RB][4];
-        _Pragma("GCC unroll 4") for (int r = 0; r < RB; r++)
+        _Pragma("GCC unroll 6") for (int r = 0; r < RB; r++)
             _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
                 acc[r][v] = _mm512_setzero_ps();
         const uint16_t *wp = Wp + o0 * 2;
@@ -91,7 +91,7 @@ static BMFM_BF16 void bf16_block(float *out, const float *bias, const uint16_t *
             __m512bh w[4];
             _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
                 w[v] = (__m512bh)_mm512_loadu_si512(wp + k2 * OUTp * 2 + 32 * v);
-            _Pragma("GCC unroll 4") for (int r = 0; r < RB; r++) {
+            _Pragma("GCC unroll 6") for (int r = 0; r < RB; r++) {
                 __m512bh xb = (__m512bh)_mm512_set1_epi32((int)xr[r][k2]);
                 _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
                     acc[r][v] = _mm512_dpbf16_ps(acc[r][v], xb, w[v]);

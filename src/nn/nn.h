@@ -10,11 +10,14 @@
  *
  * Each kernel has a plain reference version (`_ref`, the specification,
  * written for clarity) and the optimized one used by the model, chosen at run
- * time (AVX-512 / AVX2 / scalar; OpenBLAS for the projections). Results never
- * depend on the number of threads: every reduction has a fixed partition and
- * order.
+ * time (AVX-512 / AVX2 / scalar). Results never depend on the number of
+ * threads: every reduction has a fixed partition and order. Per-token kernels
+ * (projection forward and dinp, norms, activations, attention per cell) give
+ * a cell's rows the same bits whether the cell is alone or in any batch (on
+ * AVX2/AVX-512 CPUs; the projections use an own row-invariant GEMM there and
+ * OpenBLAS elsewhere and for dweight).
  *
- * Implementations: matmul.c, matmul_bf16.c, norm.c, activation.c,
+ * Implementations: matmul.c, gemm.c, matmul_bf16.c, norm.c, activation.c,
  * attention.c, embed.c, expr_encoder.c, cpu.c (one concern per file).
  */
 #ifndef BMFM_NN_NN_H

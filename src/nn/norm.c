@@ -6,13 +6,15 @@
  * threads for the per-row work (AVX-512: vector partial sums, so the row
  * statistics differ from the reference in the last bits) and column blocks
  * over threads for the parameter gradients, each column summed over the
- * rows in row order with the reference's expressions.
+ * rows in row order with the reference's expressions (FMA-fused where the
+ * target allows).
  */
 #include "nn/nn.h"
 #include "nn/nn_internal.h"
 #include "nn/simd.h"
 
 #include <math.h>
+#include <string.h>
 
 /* ---- reference ------------------------------------------------------------ */
 
@@ -196,7 +198,9 @@ static BMFM_AVX512 void rms_bwd_row_512(float *dinp, const float *g, const float
 
 /* Parameter gradients of columns [c0, c1) (at most BMFM_NN_COLBLOCK = 64):
  * each column is summed over the rows in order, starting from its current
- * value, with the reference's expressions, so the bits equal the reference.
+ * value, with the reference's expressions (the compiler may fuse a multiply
+ * and the add into one FMA there, so the last bit can differ from the
+ * reference).
  * mean == NULL: RMSNorm (dw += g * x * s). */
 static BMFM_AVX512 void param_grad_cols_512(float *dw, float *db, const float *dout, const float *inp,
                                             const float *mean, const float *rstd, int64_t N,
@@ -234,6 +238,53 @@ static BMFM_AVX512 void param_grad_cols_512(float *dw, float *db, const float *d
     }
 }
 
+/* AVX2 column pass: the block in two halves of 32 columns (8 accumulators),
+ * same per-column order and expressions. */
+static BMFM_AVX2 void param_grad_cols_256(float *dw, float *db, const float *dout, const float *inp,
+                                          const float *mean, const float *rstd, int64_t N,
+                                          int64_t C, int64_t c0, int64_t c1)
+{
+    for (int64_t h0 = c0; h0 < c1; h0 += 32) {
+        int64_t h1 = h0 + 32 < c1 ? h0 + 32 : c1, nfull = (h1 - h0) / 8;
+        float wbuf[32] __attribute__((aligned(32))) = {0}, bbuf[32] __attribute__((aligned(32))) = {0};
+        if (dw)
+            memcpy(wbuf, dw + h0, sizeof(float) * (size_t)(h1 - h0));
+        if (db)
+            memcpy(bbuf, db + h0, sizeof(float) * (size_t)(h1 - h0));
+        __m256 aw[4], ab[4];
+        for (int v = 0; v < 4; v++)
+            aw[v] = _mm256_load_ps(wbuf + 8 * v), ab[v] = _mm256_load_ps(bbuf + 8 * v);
+        for (int64_t n = 0; n < N; n++) {
+            const float *x = inp + n * C + h0, *g = dout + n * C + h0;
+            __m256 vs = _mm256_set1_ps(rstd[n]), vm = _mm256_set1_ps(mean ? mean[n] : 0.0f);
+            for (int v = 0; v < nfull; v++) {
+                __m256 gv = _mm256_loadu_ps(g + 8 * v), xv = _mm256_loadu_ps(x + 8 * v);
+                if (mean) {
+                    ab[v] = _mm256_add_ps(ab[v], gv);
+                    aw[v] = _mm256_add_ps(aw[v], _mm256_mul_ps(gv, _mm256_mul_ps(_mm256_sub_ps(xv, vm), vs)));
+                } else {
+                    aw[v] = _mm256_add_ps(aw[v], _mm256_mul_ps(_mm256_mul_ps(gv, xv), vs));
+                }
+            }
+            for (int64_t i = h0 + 8 * nfull; i < h1; i++) { /* tail columns, scalar */
+                float gi = dout[n * C + i], xi = inp[n * C + i];
+                if (mean) {
+                    bbuf[i - h0] += gi;
+                    wbuf[i - h0] += gi * ((xi - mean[n]) * rstd[n]);
+                } else {
+                    wbuf[i - h0] += gi * xi * rstd[n];
+                }
+            }
+        }
+        for (int v = 0; v < nfull; v++)
+            _mm256_store_ps(wbuf + 8 * v, aw[v]), _mm256_store_ps(bbuf + 8 * v, ab[v]);
+        if (dw)
+            memcpy(dw + h0, wbuf, sizeof(float) * (size_t)(h1 - h0));
+        if (db)
+            memcpy(db + h0, bbuf, sizeof(float) * (size_t)(h1 - h0));
+    }
+}
+
 /* Portable column pass with the same contract as param_grad_cols_512. */
 static void param_grad_cols(float *dw, float *db, const float *dout, const float *inp,
                             const float *mean, const float *rstd, int64_t N, int64_t C, int64_t c0,
@@ -260,14 +311,16 @@ static void param_grads(float *dw, float *db, const float *dout, const float *in
 {
     if (!dw && !db)
         return;
-    int wide = bmfm_cpu_isa() >= BMFM_ISA_AVX512;
+    bmfm_isa isa = bmfm_cpu_isa();
     int64_t nblk = (C + BMFM_NN_COLBLOCK - 1) / BMFM_NN_COLBLOCK;
 #pragma omp parallel for schedule(static) if (N * C > BMFM_NN_PAR_MIN)
     for (int64_t blk = 0; blk < nblk; blk++) {
         int64_t c0 = blk * BMFM_NN_COLBLOCK;
         int64_t c1 = c0 + BMFM_NN_COLBLOCK < C ? c0 + BMFM_NN_COLBLOCK : C;
-        if (wide)
+        if (isa >= BMFM_ISA_AVX512)
             param_grad_cols_512(dw, db, dout, inp, mean, rstd, N, C, c0, c1);
+        else if (isa >= BMFM_ISA_AVX2)
+            param_grad_cols_256(dw, db, dout, inp, mean, rstd, N, C, c0, c1);
         else
             param_grad_cols(dw, db, dout, inp, mean, rstd, N, C, c0, c1);
     }
