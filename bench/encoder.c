@@ -8,7 +8,9 @@
  * For T = 512 and 1024 tokens per cell: inference (encoder + heads forward)
  * and a training step (forward, WCED + label losses, backward; no optimizer)
  * in tokens/s and cells/s, the ratio to PyTorch, and the model FLOP/s as a
- * fraction of the sgemm peak measured here (a 2048^3 cblas_sgemm). With one
+ * fraction of the sgemm peak measured here (a 2048^3 cblas_sgemm); on CPUs
+ * with AVX512-BF16 also inference with bf16 projections (nn.h option) and its
+ * error on z. With one
  * thread (the default) both sides report process CPU time, so neighbours on
  * a shared machine do not count; with more threads it is wall time.
  * Not part of the test suite.
@@ -19,8 +21,10 @@
 #include "model/heads.h"
 #include "nn/loss_expr.h"
 #include "nn/loss_label.h"
+#include "nn/nn.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,6 +151,26 @@ int main(int argc, char **argv) {
             t = now() - t;
             if (it && t < t_inf) t_inf = t;
         }
+        /* bf16 projections (inference option of nn.h), with their error on z */
+        double t_bf = 0, err_bf = 0;
+        if (bmfm_cpu_has_avx512_bf16()) {
+            float *z32 = malloc((size_t)(N * m.cfg.C) * sizeof(float));
+            memcpy(z32, bmfm_encoder_output(&m), (size_t)(N * m.cfg.C) * sizeof(float));
+            bmfm_matmul_set_precision(BMFM_MATMUL_BF16);
+            t_bf = 1e30;
+            for (int it = 0; it <= iters; it++) {
+                double t = now();
+                if (bmfm_encoder_forward(&m, &batch) || bmfm_heads_forward(&m, inf_sel)) return 2;
+                t = now() - t;
+                if (it && t < t_bf) t_bf = t;
+            }
+            bmfm_matmul_set_precision(BMFM_MATMUL_FP32);
+            const float *z = bmfm_encoder_output(&m);
+            double scale = 0;
+            for (int64_t i = 0; i < N * m.cfg.C; i++) scale = fmax(scale, fabs(z32[i]));
+            for (int64_t i = 0; i < N * m.cfg.C; i++) err_bf = fmax(err_bf, fabs(z[i] - z32[i]) / scale);
+            free(z32);
+        }
         if (bmfm_model_alloc_acts(&m, N, B, 1, 0, 0)) {
             fprintf(stderr, "encoder bench: %s\n", bmfm_error_message());
             return 2;
@@ -174,6 +198,10 @@ int main(int argc, char **argv) {
         printf("%5lld %3lld | %-9s %10.0f %9.2f %9.2f %8.2f %10.1f | %5.1f%%\n", (long long)T, (long long)B, "inference",
                N / t_inf, B / t_inf, have_torch ? B / ti_s : 0.0, have_torch ? ti_s / t_inf : 0.0, f_inf / t_inf / 1e9,
                100 * f_inf / t_inf / peak);
+        if (t_bf > 0)
+            printf("%5lld %3lld | %-9s %10.0f %9.2f %9.2f %8.2f %10.1f | %5.1f%%  (z max error %.1e of its scale)\n",
+                   (long long)T, (long long)B, "infer-bf16", N / t_bf, B / t_bf, have_torch ? B / ti_s : 0.0,
+                   have_torch ? ti_s / t_bf : 0.0, f_inf / t_bf / 1e9, 100 * f_inf / t_bf / peak, err_bf);
         printf("%5lld %3lld | %-9s %10.0f %9.2f %9.2f %8.2f %10.1f | %5.1f%%\n", (long long)T, (long long)B, "train",
                N / t_train, B / t_train, have_torch ? B / tt_s : 0.0, have_torch ? tt_s / t_train : 0.0,
                f_train / t_train / 1e9, 100 * f_train / t_train / peak);
