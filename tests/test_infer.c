@@ -311,6 +311,14 @@ static void test_bad_input(void **state) {
     assert_int_equal(tu_python("llama_ref.py corrupt %s %s shape", g_m47, bad), 0);
     snprintf(cmd, sizeof cmd, "embed %s -m %s", z, bad);
     expect_fail(cmd, "blocks.0.attn.proj.weight");
+    /* a vocabulary that does not fit the gene embedding of config.json */
+    assert_int_equal(tu_system("rm -rf %sm47_vocab && cp -r %s %sm47_vocab && printf '[\"A1BG\", \"TP53\"]' > "
+                               "%sgenes2.json",
+                               g_dir, g_m47, g_dir, g_dir),
+                     0);
+    assert_int_equal(tu_python("infer_oracle.py vocab %sgenes2.json %sm47_vocab/tokenizers/genes/tokenizer.json", g_dir, g_dir), 0);
+    snprintf(cmd, sizeof cmd, "embed %s -m %sm47_vocab", z, g_dir);
+    expect_fail(cmd, "the genes vocabulary has 40 ids but config.json");
     /* a layer that does not exist */
     snprintf(cmd, sizeof cmd, "embed %s -m %s --layer nosuch", z, g_m47);
     expect_fail(cmd, "nosuch");
