@@ -1,5 +1,5 @@
 """ctypes binding of libbmfm.so: the in-memory inference entry point of
-src/infer/api.h. The library is found through $BMFM_LIB, then next to the
+include/bmfm.h. The library is found through $BMFM_LIB, then next to the
 package (../../libbmfm.so from a source checkout), then the loader's path."""
 import ctypes
 import os
@@ -8,7 +8,7 @@ _lib = None
 
 
 class InferOptions(ctypes.Structure):
-    # mirrors bmfm_infer_options in src/infer/api.h (keep in the same order)
+    # mirrors bmfm_infer_options in include/bmfm.h (keep in the same order)
     _fields_ = [
         ("model_dir", ctypes.c_char_p),
         ("pooling", ctypes.c_char_p),
