@@ -14,6 +14,7 @@
 #include "base/fileutil.h"
 #include "base/rng.h"
 #include "io/dataset.h"
+#include "io/h5ad_matrix.h"
 #include "io/h5ad_write.h"
 
 #include <cJSON.h>
@@ -161,9 +162,10 @@ static void check_file(const char *path, const char *matrix) {
     for (int64_t i = 0; i < n; i++) assert_string_equal(names[i], cJSON_GetArrayItem(layers, (int)i)->valuestring);
     assert_int_equal(bmfm_dataset_has_raw(ds), cJSON_IsTrue(cJSON_GetObjectItem(j, "has_raw")));
 
-    const cJSON *obsm = cJSON_GetObjectItem(j, "obsm"), *o;
+    const cJSON *obsm = cJSON_GetObjectItem(j, "obsm"), *keys = cJSON_GetObjectItem(j, "obsm_keys"), *o;
     assert_int_equal(bmfm_dataset_obsm_keys(ds, &names, &n), BMFM_OK);
-    assert_int_equal(n, cJSON_GetArraySize(obsm));
+    assert_int_equal(n, cJSON_GetArraySize(keys));
+    for (int64_t i = 0; i < n; i++) assert_string_equal(names[i], cJSON_GetArrayItem(keys, (int)i)->valuestring);
     cJSON_ArrayForEach(o, obsm) {
         float *data;
         int64_t rows, cols;
@@ -235,6 +237,11 @@ static void test_wide_fixture_values(void **state) {
     float *x;
     int64_t r, k;
     assert_int_equal(bmfm_dataset_obsm_read(ds, "X_pca", &x, &r, &k), BMFM_E_INPUT);
+    assert_int_equal(bmfm_dataset_obsm_read(ds, "df", &x, &r, &k), BMFM_E_UNSUPPORTED);
+    assert_non_null(strstr(bmfm_error_message(), "/obsm/df is stored as 'dataframe', only dense arrays are read"));
+    assert_int_equal(bmfm_dataset_obsm_read(ds, "emb", &x, &r, &k), BMFM_OK);
+    assert_true(r == 4 && k == 2 && x[0] == 0.0f && x[7] == 7.0f);
+    free(x);
     bmfm_csr_free(&m);
     bmfm_dataset_close(ds);
     /* a missing layer names the layers there are */
@@ -282,7 +289,7 @@ static void test_bad_files(void **state) {
     expect_error("bad_missing_x.h5ad", "/X is missing");
     expect_error("bad_no_indptr.h5ad", "/X/indptr is missing");
     expect_error("not_hdf5.h5ad", "not an HDF5 file");
-    expect_error("truncated.h5ad", "");
+    expect_error("truncated.h5ad", "truncated file: eof = ");
     expect_error("no_such_file.h5ad", "no such file");
     /* empty matrix: opens, shape 0, reading returns nothing */
     bmfm_dataset *ds;
@@ -408,7 +415,7 @@ static void test_writer_failures_leave_nothing(void **state) {
     (void)state;
     bmfm_dataset *ds;
     bmfm_h5ad_edit *e;
-    char dir[4096], out[4096];
+    char dir[4096], out[4200];
     snprintf(dir, sizeof dir, "%s", tu_scratch("fail"));
     tu_system("rm -rf '%s' && mkdir -p '%s'", dir, dir);
     snprintf(out, sizeof out, "%s/out.h5ad", dir);
@@ -459,11 +466,45 @@ static void test_export_matches_source(void **state) {
     }
 }
 
+/* CSC column blocks and dense row blocks smaller than a column / a chunk
+ * must give the same rows as the default block size. */
+static void test_small_blocks(void **state) {
+    (void)state;
+    const char *files[] = {fixture("csc.h5ad"), tu_data("h5ad/scvijl_pbmc8k_7480x200.h5ad")};
+    const int64_t blocks[] = {50, 1000, 1};
+    for (int f = 0; f < 2; f++) {
+        bmfm_dataset *ds;
+        assert_int_equal(bmfm_dataset_open(files[f], NULL, &ds), BMFM_OK);
+        hid_t h = H5Fopen(files[f], H5F_ACC_RDONLY, H5P_DEFAULT);
+        assert_true(h >= 0);
+        for (int bi = 0; bi < 3; bi++) {
+            bmfm_h5_matrix m;
+            bmfm_csr a = {0}, b = {0};
+            assert_int_equal(bmfm_h5_matrix_open(h, files[f], "/X", &m), BMFM_OK);
+            m.block = blocks[bi];
+            for (int64_t r = 0; r < m.n_obs; r += 61) {
+                int64_t e = r + 61 < m.n_obs ? r + 61 : m.n_obs;
+                assert_int_equal(bmfm_h5_matrix_read_rows(&m, r, e, &a), BMFM_OK);
+                assert_int_equal(bmfm_dataset_read_rows(ds, r, e, &b), BMFM_OK);
+                assert_memory_equal(a.indptr, b.indptr, sizeof(int64_t) * (size_t)(e - r + 1));
+                assert_memory_equal(a.indices, b.indices, sizeof(int32_t) * (size_t)b.indptr[e - r]);
+                assert_memory_equal(a.data, b.data, sizeof(float) * (size_t)b.indptr[e - r]);
+            }
+            bmfm_csr_free(&a);
+            bmfm_csr_free(&b);
+            bmfm_h5_matrix_close(&m);
+        }
+        H5Fclose(h);
+        bmfm_dataset_close(ds);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_shared_file),
         cmocka_unit_test(test_raw_layer_and_fixtures),
         cmocka_unit_test(test_wide_fixture_values),
+        cmocka_unit_test(test_small_blocks),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_writer_roundtrip_with_anndata),
         cmocka_unit_test(test_writer_failures_leave_nothing),

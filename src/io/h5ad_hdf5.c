@@ -4,6 +4,7 @@
 #include "base/alloc.h"
 #include "io/h5ad_lzf.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,22 @@ void bmfm_h5_quiet(void) {
         bmfm_h5_register_lzf();
         done = 1;
     }
+}
+
+typedef struct { char *buf; size_t n; } error_detail;
+
+static herr_t keep_first(unsigned n, const H5E_error2_t *err, void *data) {
+    error_detail *d = data;
+    (void)n;
+    if (err->desc && *err->desc && !d->buf[0]) snprintf(d->buf, d->n, "%s", err->desc);
+    return 0;
+}
+
+void bmfm_h5_error_detail(char *buf, size_t n) {
+    error_detail d = {buf, n};
+    if (n) buf[0] = '\0';
+    /* walking upward visits the innermost (most specific) entry first */
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_first, &d);
 }
 
 int bmfm_h5_exists(hid_t loc, const char *path) {

@@ -21,6 +21,10 @@
  * LZF filter readable. */
 void bmfm_h5_quiet(void);
 
+/* The innermost description on HDF5's error stack (e.g. "truncated file:
+ * eof = ..., stored_eof = ..."), or "" when the stack is empty. */
+void bmfm_h5_error_detail(char *buf, size_t n);
+
 /* 1 if `path` (relative to loc) names an existing link, all intermediate
  * groups included; 0 otherwise (never an error). */
 int bmfm_h5_exists(hid_t loc, const char *path);

@@ -169,6 +169,7 @@ done:
 bmfm_status bmfm_h5_matrix_open(hid_t file, const char *file_name, const char *loc, bmfm_h5_matrix *m) {
     memset(m, 0, sizeof *m);
     m->file = file_name;
+    m->block = BMFM_H5_BLOCK;
     snprintf(m->loc, sizeof m->loc, "%s", loc);
     H5O_type_t t = bmfm_h5_obj_type(file, loc);
     bmfm_status st;
@@ -254,15 +255,19 @@ static bmfm_status read_csr(bmfm_h5_matrix *m, int64_t b, int64_t e, bmfm_csr *o
                                   (long long)(b + r - 1), (long long)out->indptr[r - 1], (long long)p);
     }
     int64_t start = out->indptr[0], cnt = out->indptr[n] - start;
+    /* int32 indices (the common case) go straight into the output without
+     * a conversion pass; wider or unsigned ones through the int64 scratch */
+    int direct = !strcmp(m->index_dtype, "int32");
     BMFM_TRY(bmfm_csr_reserve(out, n, cnt));
-    BMFM_TRY(grow_scratch(m, (size_t)cnt));
+    if (!direct) BMFM_TRY(grow_scratch(m, (size_t)cnt));
     snprintf(field, sizeof field, "%s/indices", m->loc);
-    BMFM_TRY(bmfm_h5_read_range(m->d_indices, H5T_NATIVE_INT64, start, cnt, m->ibuf, m->file, field));
+    BMFM_TRY(bmfm_h5_read_range(m->d_indices, direct ? H5T_NATIVE_INT32 : H5T_NATIVE_INT64, start, cnt,
+                                direct ? (void *)out->indices : (void *)m->ibuf, m->file, field));
     snprintf(field, sizeof field, "%s/data", m->loc);
     BMFM_TRY(bmfm_h5_read_range(m->d_data, H5T_NATIVE_FLOAT, start, cnt, out->data, m->file, field));
     for (int64_t r = 0; r < n; r++) {
         for (int64_t k = out->indptr[r] - start; k < out->indptr[r + 1] - start; k++) {
-            int64_t c = m->ibuf[k];
+            int64_t c = direct ? out->indices[k] : m->ibuf[k];
             if (c < 0 || c >= m->n_vars)
                 return bmfm_error_set(BMFM_E_INPUT, "%s: %s/indices has %lld at row %lld, outside [0, %lld)", m->file,
                                       m->loc, (long long)c, (long long)(b + r), (long long)m->n_vars);
@@ -280,19 +285,24 @@ static bmfm_status read_csc(bmfm_h5_matrix *m, int64_t b, int64_t e, bmfm_csr *o
     char fi[300], fd[300];
     snprintf(fi, sizeof fi, "%s/indices", m->loc);
     snprintf(fd, sizeof fd, "%s/data", m->loc);
+    int direct = !strcmp(m->index_dtype, "int32");
     BMFM_TRY(bmfm_csr_reserve(out, n, 0));
     for (int64_t c0 = 0; c0 < m->n_vars;) {
-        /* a block of whole columns holding at most BMFM_H5_BLOCK entries
+        /* a block of whole columns holding at most m->block entries
          * (or a single larger column) */
         int64_t c1 = c0 + 1;
-        while (c1 < m->n_vars && m->major_ptr[c1 + 1] - m->major_ptr[c0] <= BMFM_H5_BLOCK) c1++;
+        while (c1 < m->n_vars && m->major_ptr[c1 + 1] - m->major_ptr[c0] <= m->block) c1++;
         int64_t s = m->major_ptr[c0], cnt = m->major_ptr[c1] - s;
         BMFM_TRY(grow_scratch(m, (size_t)cnt));
-        BMFM_TRY(bmfm_h5_read_range(m->d_indices, H5T_NATIVE_INT64, s, cnt, m->ibuf, m->file, fi));
+        /* int32 indices are read unconverted into the first half of the
+         * int64 scratch (HDF5's int32 -> int64 conversion is slow) */
+        BMFM_TRY(bmfm_h5_read_range(m->d_indices, direct ? H5T_NATIVE_INT32 : H5T_NATIVE_INT64, s, cnt, m->ibuf,
+                                    m->file, fi));
         BMFM_TRY(bmfm_h5_read_range(m->d_data, H5T_NATIVE_FLOAT, s, cnt, m->fbuf, m->file, fd));
+        const int32_t *i32 = (const int32_t *)m->ibuf;
         for (int64_t j = c0; j < c1; j++) {
             for (int64_t k = m->major_ptr[j] - s; k < m->major_ptr[j + 1] - s; k++) {
-                int64_t r = m->ibuf[k];
+                int64_t r = direct ? i32[k] : m->ibuf[k];
                 if (r < 0 || r >= m->n_obs)
                     return bmfm_error_set(BMFM_E_INPUT, "%s: %s has %lld in column %lld, outside [0, %lld)", m->file, fi,
                                           (long long)r, (long long)j, (long long)m->n_obs);
@@ -325,7 +335,7 @@ static bmfm_status read_csc(bmfm_h5_matrix *m, int64_t b, int64_t e, bmfm_csr *o
 
 static bmfm_status read_dense(bmfm_h5_matrix *m, int64_t b, int64_t e, bmfm_csr *out) {
     int64_t n = e - b, nnz = 0;
-    int64_t step = m->n_vars > 0 ? BMFM_H5_BLOCK / m->n_vars : n;
+    int64_t step = m->n_vars > 0 ? m->block / m->n_vars : n;
     if (step < 1) step = 1;
     BMFM_TRY(bmfm_csr_reserve(out, n, 0));
     out->indptr[0] = 0;

@@ -30,6 +30,7 @@ typedef struct bmfm_h5_matrix {
     char dtype[16], index_dtype[16];
     hid_t d_data, d_indices, d_indptr; /* sparse; d_data is the dense dataset too */
     int64_t *major_ptr;                /* CSC: the n_vars + 1 column pointers */
+    int64_t block;                     /* entries per CSC/dense read; BMFM_H5_BLOCK (tests lower it) */
     /* scratch reused between reads */
     int64_t *ibuf;
     float *fbuf;

@@ -213,7 +213,10 @@ bmfm_status bmfm_h5ad_open_dataset(const char *path, const char *matrix, bmfm_da
     if (!(ds->path = bmfm_strdup(path))) { st = BMFM_E_NOMEM; goto done; }
     im->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (im->file < 0) {
-        st = bmfm_error_set(BMFM_E_INPUT, "%s: HDF5 cannot open it (truncated or corrupt file?)", path);
+        char detail[256];
+        bmfm_h5_error_detail(detail, sizeof detail);
+        st = bmfm_error_set(BMFM_E_INPUT, "%s: HDF5 cannot open it (truncated or corrupt file?)%s%s", path,
+                            *detail ? ": " : "", detail);
         goto done;
     }
     matrix_location(matrix, loc, sizeof loc, &var_grp);

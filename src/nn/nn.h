@@ -49,6 +49,17 @@ void bmfm_rmsnorm_forward(float *out, float *rstd, const float *inp, const float
                           int64_t C, float eps);
 void bmfm_rmsnorm_backward(float *dinp, float *dscale, const float *dout, const float *inp,
                            const float *scale, const float *rstd, int64_t N, int64_t C);
+/* Plain single-threaded references of the four above (same contracts). */
+void bmfm_layernorm_forward_ref(float *out, float *mean, float *rstd, const float *inp,
+                                const float *weight, const float *bias, int64_t N, int64_t C,
+                                float eps);
+void bmfm_layernorm_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,
+                                 const float *inp, const float *weight, const float *mean,
+                                 const float *rstd, int64_t N, int64_t C);
+void bmfm_rmsnorm_forward_ref(float *out, float *rstd, const float *inp, const float *scale,
+                              int64_t N, int64_t C, float eps);
+void bmfm_rmsnorm_backward_ref(float *dinp, float *dscale, const float *dout, const float *inp,
+                               const float *scale, const float *rstd, int64_t N, int64_t C);
 
 /* ---- activations (elementwise over n values) ----------------------------- */
 /* SwiGLU: out = silu(a) * b. */
@@ -65,6 +76,13 @@ void bmfm_leaky_relu_forward(float *out, const float *inp, int64_t n, float slop
 void bmfm_leaky_relu_backward(float *dinp, const float *dout, const float *inp, int64_t n, float slope);
 /* out += inp (residual) */
 void bmfm_add_inplace(float *out, const float *inp, int64_t n);
+/* Plain scalar references (libm expf / erff), the accuracy yardstick of the
+ * vectorized versions above. */
+void bmfm_swiglu_forward_ref(float *out, const float *a, const float *b, int64_t n);
+void bmfm_swiglu_backward_ref(float *da, float *db, const float *dout, const float *a,
+                              const float *b, int64_t n);
+void bmfm_gelu_forward_ref(float *out, const float *inp, int64_t n);
+void bmfm_gelu_backward_ref(float *dinp, const float *dout, const float *inp, int64_t n);
 
 /* ---- attention over packed variable-length cells -------------------------- */
 /* qkv[N, 3C] holds q | k | v per token (head h uses columns [h*HS, (h+1)*HS)
@@ -81,7 +99,7 @@ void bmfm_attention_forward(float *out, float *lse, const float *qkv, const int6
 void bmfm_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
                              const float *lse, const int64_t *cu_seqlens, int64_t B, int64_t N,
                              int64_t NH, int64_t HS);
-/* Plain reference: materializes the scores of one cell and head at a time. */
+/* Plain reference: one query row of scores at a time, per cell and head. */
 void bmfm_attention_forward_ref(float *out, float *lse, const float *qkv, const int64_t *cu_seqlens,
                                 int64_t B, int64_t N, int64_t NH, int64_t HS);
 void bmfm_attention_backward_ref(float *dqkv, const float *dout, const float *qkv, const float *out,
@@ -130,5 +148,13 @@ bmfm_isa bmfm_cpu_isa(void);
 int bmfm_cpu_has_avx512_bf16(void);
 /* Force a lower ISA (tests compare paths); returns the previous one. */
 bmfm_isa bmfm_set_isa(bmfm_isa isa);
+
+/* ---- threads -------------------------------------------------------------- */
+/* Use n OpenMP threads for the kernels (n <= 0: the number of cores). All
+ * parallel work of nn, the sgemm tiles included, runs on the OpenMP pool;
+ * OpenBLAS is called single-threaded inside it (its own pthread pool would
+ * compete for the cores: idle OpenBLAS threads spin after each call). The
+ * results are the same for every n. */
+void bmfm_nn_set_threads(int n);
 
 #endif

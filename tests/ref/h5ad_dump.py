@@ -92,6 +92,7 @@ def main():
         "var_names": names(var.index),
         "layers": sorted(a.layers.keys()),
         "has_raw": a.raw is not None,
+        "obsm_keys": sorted(a.obsm.keys()),
         "obsm": {k: [int(v.shape[0]), int(v.shape[1] if v.ndim > 1 else 1), float(np.asarray(v, dtype=np.float64).sum())]
                  for k, v in a.obsm.items() if isinstance(v, np.ndarray)},
     }

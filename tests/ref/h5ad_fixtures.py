@@ -102,6 +102,11 @@ def main():
         obs.create_dataset("flag", data=np.array([True, False, False, True]))
         obs.attrs["column-order"] = np.array(["nint", "nbool", "fixed", "flag"], dtype=object)
         frame(f, "var", [f"g{i}" for i in range(6)])
+        om = f.create_group("obsm")
+        sattr(om, "encoding-type", "dict")
+        sattr(om, "encoding-version", "0.1.0")
+        frame(om, "df", ["10", "11", "12", "13"])  # obsm stored as a dataframe: not read
+        om.create_dataset("emb", data=np.arange(8, dtype=np.float64).reshape(4, 2))
 
     # pre-0.7 sparse layout
     p = os.path.join(out, "h5sparse.h5ad")

@@ -1,0 +1,37 @@
+/* test_python_api.c - the Python module (python/bmfm, ctypes over
+ * libbmfm.so) run with Debian's /usr/bin/python3: bmfm.inference on an
+ * AnnData in memory against the PyTorch reference embeddings and logits
+ * (tests/ref/infer_oracle.py pyapi). */
+#include "test_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void test_inference_matches_reference(void **state) {
+    char dir[512], m[600], e[600], lib[1024];
+    snprintf(dir, sizeof dir, "%s", tu_scratch(""));
+    snprintf(m, sizeof m, "%sm47", dir);
+    snprintf(e, sizeof e, "%se47", dir);
+    const char *z = tu_data("h5ad/bmfm_zheng68k_165.h5ad");
+    assert_int_equal(tu_python("infer_oracle.py make %s %s %s 47m", tu_data("genes/bmfm_protein_coding_genes.json"),
+                               z, m),
+                     0);
+    assert_int_equal(tu_python("infer_oracle.py embed %s %s %s 160", m, z, e), 0);
+    const char *env = getenv("BMFM_LIB");
+    if (env) snprintf(lib, sizeof lib, "%s", env);
+    else if (!getcwd(lib, sizeof lib - 16)) fail();
+    else snprintf(lib + strlen(lib), sizeof lib - strlen(lib), "/libbmfm.so");
+    char *log = NULL;
+    int rc = tu_capture(&log, "PYTHONPATH=python BMFM_LIB=%s /usr/bin/python3 tests/ref/infer_oracle.py pyapi %s %s %s 160",
+                        lib, m, z, e);
+    print_message("%s", log);
+    free(log);
+    assert_int_equal(rc, 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_inference_matches_reference)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
