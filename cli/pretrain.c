@@ -55,6 +55,8 @@ static void usage(FILE *f) {
             "      --mlm                add the MLM objective (change 0.15, mask 0.95)\n"
             "      --no-wced            no WCED objective\n"
             "      --inference-model    save without the WCED decoder (smaller; embed/annotate only)\n"
+"      --max-cells-per-file N  keep a seeded subset of at most N cells of each file\n"
+            "                           (so one large file does not dominate; default: all)\n"
             "      --val-fraction X     held-out fraction of the cells (default 0.05)\n"
             "      --val-cells N        held-out cells evaluated at most (default 256; 0 = all)\n"
             "      --log-every N        log the mean training loss every N steps (default 10)\n"
@@ -72,7 +74,7 @@ static void usage(FILE *f) {
 enum {
     O_DATA = 1000, O_VOCAB, O_OUT, O_CONFIG, O_HIDDEN, O_LAYERS, O_HEADS, O_MAXLEN, O_STEPS, O_BATCH, O_LR, O_WARMUP,
     O_DECAY, O_WD, O_CLIP, O_LABEL, O_ONTO, O_MLM, O_NOWCED, O_INFMODEL, O_VALFRAC, O_VALCELLS, O_LOG, O_VALEVERY,
-    O_CKPT, O_MAXMIN, O_SEED, O_THREADS
+    O_CKPT, O_MAXMIN, O_SEED, O_THREADS, O_MAXCELLS
 };
 
 static const struct option LONG[] = {
@@ -90,6 +92,7 @@ static const struct option LONG[] = {
     {"log-every", required_argument, 0, O_LOG},    {"val-every", required_argument, 0, O_VALEVERY},
     {"checkpoint-every", required_argument, 0, O_CKPT}, {"max-minutes", required_argument, 0, O_MAXMIN},
     {"seed", required_argument, 0, O_SEED},        {"threads", required_argument, 0, O_THREADS},
+    {"max-cells-per-file", required_argument, 0, O_MAXCELLS},
     {"quiet", no_argument, 0, 'q'},                {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
 
@@ -175,6 +178,7 @@ static int apply(state *s, int id, const char *name, const char *v, int from_yam
     case O_MAXMIN: DBL(max_minutes); break;
     case O_SEED: INT(seed, 0, 2147483647L); break;
     case O_THREADS: INT(threads, 1, 1024); break;
+    case O_MAXCELLS: INT(max_cells_per_file, 0, 2000000000L); break;
     default: return -1;
     }
 #undef INT

@@ -7,8 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* nn.Embedding tables are the tensors named *_embeddings.weight (genes,
+ * special tokens); every other 2-D weight is an nn.Linear (the expression
+ * encoder's dense layers included), as get_weight_decay_groups sorts them by
+ * module type. */
 int bmfm_adamw_decays(const bmfm_param_info *pi) {
-    return pi->trainable && pi->ndim == 2 && !strstr(pi->name, "embeddings");
+    size_t n = strlen(pi->name), k = strlen("_embeddings.weight");
+    int embedding = n >= k && strcmp(pi->name + n - k, "_embeddings.weight") == 0;
+    return pi->trainable && pi->ndim == 2 && !embedding;
 }
 
 bmfm_status bmfm_adamw_init(bmfm_adamw *o, const bmfm_param_table *t, double weight_decay) {

@@ -3,8 +3,8 @@
  * torch.optim.AdamW semantics (decoupled decay p *= 1 - lr*wd first, then
  * m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2, p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)),
  * defaults betas (0.9, 0.99), eps 1e-8. Weight decay applies only to
- * nn.Linear weights: 2-D trainable tensors that are not embeddings
- * (get_weight_decay_groups); parameters marked not trainable (the ScaleAdapt
+ * nn.Linear weights: 2-D trainable tensors other than the *_embeddings.weight
+ * tables (get_weight_decay_groups); parameters marked not trainable (the ScaleAdapt
  * basis) are never touched. Also global grad-norm clipping as
  * torch.nn.utils.clip_grad_norm_.
  *

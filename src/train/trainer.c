@@ -25,6 +25,7 @@
 #include "train/schedule.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <math.h>
@@ -599,6 +600,30 @@ done:
 
 /* ---- the run ---------------------------------------------------------------- */
 
+/* DIR may be absent, an empty directory or a model directory (config.json):
+ * anything else would be deleted when the new model replaces it. */
+static bmfm_status check_out(const char *dir) {
+    struct stat sb;
+    if (stat(dir, &sb) != 0) return BMFM_OK;
+    if (!S_ISDIR(sb.st_mode))
+        return bmfm_error_set(BMFM_E_INPUT, "%s: exists and is not a directory; refusing to replace it with a model",
+                              dir);
+    char path[4096];
+    bmfm_path_join(path, sizeof path, dir, "config.json");
+    if (bmfm_file_exists(path)) return BMFM_OK;
+    DIR *d = opendir(dir);
+    if (!d) return bmfm_error_set(BMFM_E_IO, "%s: cannot read directory: %s", dir, strerror(errno));
+    int empty = 1;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
+    closedir(d);
+    if (!empty)
+        return bmfm_error_set(BMFM_E_INPUT,
+                              "%s: a non-empty directory without config.json; refusing to replace it with a model", dir);
+    return BMFM_OK;
+}
+
 static bmfm_status check_opts(const bmfm_train_opts *o) {
     if (o->n_data < 1) return bmfm_error_set(BMFM_E_INPUT, "pretrain: no training data given");
     if (!o->out || !*o->out) return bmfm_error_set(BMFM_E_INPUT, "pretrain: no output directory given");
@@ -635,7 +660,8 @@ bmfm_status bmfm_train_run(const bmfm_train_opts *o, bmfm_train_report *rep) {
         omp_set_num_threads(o->threads);
         bmfm_nn_set_threads(o->threads);
     }
-    /* the output must be creatable before any work */
+    /* the output must be creatable, and replace nothing but a model directory, before any work */
+    if ((st = check_out(o->out))) goto done;
     {
         char probe[4096];
         snprintf(probe, sizeof probe, "%s.tmp-%d", o->out, (int)getpid());
@@ -699,8 +725,10 @@ bmfm_status bmfm_train_run(const bmfm_train_opts *o, bmfm_train_report *rep) {
         goto done;
     }
     int64_t gid = 0;
+    bmfm_rng rng;
     for (int i = 0; i < t->n_src; i++) {
         const source *s = &t->src[i];
+        int64_t kept = 0, first = t->n_cells;
         for (int64_t r = 0; r < s->csr.nrows; r++, gid++) {
             int any = 0;
             for (int64_t k = s->csr.indptr[r]; k < s->csr.indptr[r + 1] && !any; k++)
@@ -712,6 +740,20 @@ bmfm_status bmfm_train_run(const bmfm_train_opts *o, bmfm_train_report *rep) {
             t->cells[t->n_cells].src = i;
             t->cells[t->n_cells].gid = gid;
             t->cells[t->n_cells++].row = r;
+            kept++;
+        }
+        if (o->max_cells_per_file > 0 && kept > o->max_cells_per_file) {
+            /* a seeded partial shuffle picks which cells of this file stay */
+            bmfm_rng_seed(&rng, o->seed, 0x63617000ULL + (uint64_t)i);
+            cellref *c = t->cells + first;
+            for (int64_t a = 0; a < o->max_cells_per_file; a++) {
+                int64_t j = a + (int64_t)bmfm_rng_below(&rng, (uint64_t)(kept - a));
+                cellref x = c[a];
+                c[a] = c[j];
+                c[j] = x;
+            }
+            t->n_cells = first + o->max_cells_per_file;
+            rep->n_capped += kept - o->max_cells_per_file;
         }
     }
     if (t->n_cells < 2) {
@@ -720,7 +762,6 @@ bmfm_status bmfm_train_run(const bmfm_train_opts *o, bmfm_train_report *rep) {
         goto done;
     }
     /* seeded split: a shuffle of all cells; the last n_val are held out */
-    bmfm_rng rng;
     bmfm_rng_seed(&rng, o->seed, 0x7370UL);
     for (int64_t i = t->n_cells - 1; i > 0; i--) {
         int64_t j = (int64_t)bmfm_rng_below(&rng, (uint64_t)i + 1);
@@ -732,8 +773,9 @@ bmfm_status bmfm_train_run(const bmfm_train_opts *o, bmfm_train_report *rep) {
     t->n_train = t->n_cells - t->n_val;
     rep->n_train = t->n_train;
     rep->n_val = t->n_val;
-    bmfm_log_info("%lld training cells, %lld held out, %lld skipped (no vocabulary gene)", (long long)t->n_train,
-                  (long long)t->n_val, (long long)rep->n_skipped);
+    bmfm_log_info("%lld training cells, %lld held out, %lld skipped (no vocabulary gene), %lld left out by "
+                  "--max-cells-per-file",
+                  (long long)t->n_train, (long long)t->n_val, (long long)rep->n_skipped, (long long)rep->n_capped);
 
     /* model, optimizer, buffers */
     bmfm_model_config cfg;

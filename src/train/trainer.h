@@ -20,7 +20,8 @@
  * Deterministic for a seed and a step count (the wall-time limit, when used,
  * makes the step count depend on the machine). Files are read whole into
  * memory at start (the shared training files are small); cells without any
- * vocabulary gene are skipped. Not here: resuming from a checkpoint,
+ * vocabulary gene are skipped; max_cells_per_file keeps a seeded subset of a
+ * large file so that it does not dominate the mix. Not here: resuming from a checkpoint,
  * gradient accumulation, mixed precision, the zero-gene padding of 2.4 (the
  * input holds expressed genes only; zeros are learned through the WCED
  * targets), sequence dropout.
@@ -43,6 +44,7 @@ typedef struct bmfm_train_opts {
     int64_t warmup, decay_steps; /* decay_steps 0: constant after warmup; -1: decay until `steps` */
     const char *label_column;    /* CL ids (or names); NULL: no label head */
     const char *ontology;        /* OBO for the label head */
+    int64_t max_cells_per_file;  /* keep at most this many cells of each file (seeded choice; 0 = all) */
     double val_fraction;
     int64_t val_max_cells;       /* held-out cells evaluated (0 = all) */
     int64_t log_every, val_every, checkpoint_every;
@@ -57,7 +59,7 @@ typedef struct bmfm_train_opts {
 void bmfm_train_opts_default(bmfm_train_opts *o);
 
 typedef struct bmfm_train_report {
-    int64_t steps, n_train, n_val, n_skipped, n_labeled, K;
+    int64_t steps, n_train, n_val, n_skipped, n_capped, n_labeled, K;
     int64_t params;
     double first_loss, last_loss;  /* mean training loss over the first / last log window */
     double val_first, val_last;    /* held-out loss at step 0 and at the end */
