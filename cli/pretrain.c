@@ -289,7 +289,8 @@ int bmfm_cmd_pretrain(int argc, char **argv) {
             "train loss %.5f -> %.5f; held-out loss %.5f -> %.5f",
             (long long)r.steps, r.seconds, (long long)r.params, (long long)r.n_train, (long long)r.n_val,
             r.first_loss, r.last_loss, r.val_first, r.val_last);
-    if (!isnan(r.val_hce_acc)) fprintf(stderr, "; held-out leaf accuracy %.3f", r.val_hce_acc);
+    if (!isnan(r.val_hce_acc))
+        fprintf(stderr, "; held-out leaf accuracy %.3f (%lld labelled cells)", r.val_hce_acc, (long long)r.val_labeled);
     fprintf(stderr, "; model in %s\n", s.o.out);
     rc = BMFM_EXIT_OK;
 done:

@@ -464,7 +464,7 @@ static bmfm_status forward_loss(trainer *t, const bmfm_batch *b, int grad, doubl
 }
 
 /* Mean held-out losses over the validation cells (fixed gene order). */
-static bmfm_status validate(trainer *t, double *terms, double *loss, double *acc) {
+static bmfm_status validate(trainer *t, double *terms, double *loss, double *acc, int64_t *n_labeled) {
     int64_t n = t->n_val, B = t->o->batch_size;
     if (t->o->val_max_cells > 0 && n > t->o->val_max_cells) n = t->o->val_max_cells;
     double sum[N_TERMS] = {0}, lsum = 0, wsum = 0;
@@ -482,6 +482,7 @@ static bmfm_status validate(trainer *t, double *terms, double *loss, double *acc
     for (int k = 0; k < N_TERMS; k++) terms[k] = wsum > 0 ? sum[k] / wsum : NAN;
     *loss = wsum > 0 ? lsum / wsum : NAN;
     *acc = labeled ? (double)correct / (double)labeled : NAN;
+    *n_labeled = labeled;
     return BMFM_OK;
 }
 
@@ -807,7 +808,7 @@ bmfm_status bmfm_train_run(const bmfm_train_opts *o, bmfm_train_report *rep) {
     double vt[N_TERMS], vl = NAN, vacc = NAN;
     for (int k = 0; k < N_TERMS; k++) vt[k] = NAN;
     if (t->n_val > 0) {
-        if ((st = validate(t, vt, &vl, &vacc))) goto batch_done;
+        if ((st = validate(t, vt, &vl, &vacc, &rep->val_labeled))) goto batch_done;
         rep->val_first = vl;
         bmfm_log_info("step 0: held-out loss %.5f", vl);
     }
@@ -821,7 +822,7 @@ bmfm_status bmfm_train_run(const bmfm_train_opts *o, bmfm_train_report *rep) {
     double win = 0, win_terms[N_TERMS] = {0};
     int64_t win_n = 0, step;
     double tw = bmfm_now_seconds();
-    rep->first_loss = NAN;
+    rep->first_loss = rep->last_loss = NAN;
     for (step = 0; step < o->steps; step++) {
         if (o->max_minutes > 0 && bmfm_now_seconds() - t0 > o->max_minutes * 60) {
             bmfm_log_warn("stopping at step %lld: the %.1f minute limit is reached", (long long)step, o->max_minutes);
@@ -881,7 +882,7 @@ bmfm_status bmfm_train_run(const bmfm_train_opts *o, bmfm_train_report *rep) {
             tw = now;
         }
         if (o->val_every > 0 && done_steps % o->val_every == 0 && done_steps != o->steps && t->n_val > 0) {
-            if ((st = validate(t, vt, &vl, &vacc))) goto loop_done;
+            if ((st = validate(t, vt, &vl, &vacc, &rep->val_labeled))) goto loop_done;
             bmfm_log_info("step %lld: held-out loss %.5f", (long long)done_steps, vl);
         }
         if (o->checkpoint_every > 0 && done_steps % o->checkpoint_every == 0 && done_steps != o->steps) {
@@ -895,7 +896,7 @@ bmfm_status bmfm_train_run(const bmfm_train_opts *o, bmfm_train_report *rep) {
     }
     rep->steps = step;
     if (t->n_val > 0) {
-        if ((st = validate(t, vt, &vl, &vacc))) goto loop_done;
+        if ((st = validate(t, vt, &vl, &vacc, &rep->val_labeled))) goto loop_done;
         bmfm_log_info("step %lld: held-out loss %.5f", (long long)step, vl);
     }
     rep->val_last = vl;

@@ -65,6 +65,7 @@ typedef struct bmfm_train_report {
     double val_first, val_last;    /* held-out loss at step 0 and at the end */
     double val_terms[5];           /* wced mse, wced bce, mlm mse, mlm bce, hce at the end (NaN when off) */
     double val_hce_acc;            /* held-out leaf accuracy of the label head (NaN without labels) */
+    int64_t val_labeled;           /* held-out cells with a known label (the accuracy's denominator) */
     double seconds;
 } bmfm_train_report;
 
