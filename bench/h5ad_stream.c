@@ -5,8 +5,9 @@
  * Reads all rows of the matrix (default X) in chunks of CHUNK_ROWS (default
  * 1024) through bmfm_dataset_read_rows and prints one line: shape, encoding,
  * stored values, the size of the whole matrix as CSR in memory (what a
- * load-it-all reader would hold), wall time, nonzeros/s, cells/s, and the
- * process's peak RSS (getrusage ru_maxrss). Run one file per process: peak
+ * load-it-all reader would hold), wall time, CPU time (user + system, the
+ * steadier figure on a shared machine), nonzeros/s and cells/s (by wall
+ * time), and the process's peak RSS (getrusage ru_maxrss). Run one file per process: peak
  * RSS is a process-wide high-water mark.
  */
 #include "io/dataset.h"
@@ -51,12 +52,14 @@ int main(int argc, char **argv) {
     double secs = now() - t0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+                 1e-6 * (double)ru.ru_stime.tv_usec;
     double csr_mb = ((double)nnz * 8.0 + (double)(info->n_obs + 1) * 8.0) / 1048576.0;
     double rss_mb = (double)ru.ru_maxrss / 1024.0;
-    printf("%s %s: %lld x %lld %s %s, nnz %lld, CSR size %.1f MB, chunk %lld rows: %.3f s, %.1f M nnz/s, "
+    printf("%s %s: %lld x %lld %s %s, nnz %lld, CSR size %.1f MB, chunk %lld rows: %.3f s (cpu %.3f s), %.1f M nnz/s, "
            "%.0f cells/s, peak RSS %.1f MB (%.1f%% of CSR size), checksum %.6g\n",
            argv[1], info->location, (long long)info->n_obs, (long long)info->n_vars, enc[info->encoding],
-           info->dtype, (long long)nnz, csr_mb, (long long)chunk, secs, (double)nnz / secs / 1e6,
+           info->dtype, (long long)nnz, csr_mb, (long long)chunk, secs, cpu, (double)nnz / secs / 1e6,
            (double)info->n_obs / secs, rss_mb, 100.0 * rss_mb / csr_mb, checksum);
     bmfm_csr_free(&m);
     bmfm_dataset_close(ds);

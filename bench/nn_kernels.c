@@ -73,7 +73,7 @@ int main(int argc, char **argv)
     free(a), free(b), free(c);
 
     int64_t N = 8 * 512, C = 384, F = 1024;
-    float *x = randv(N * F, 1), *w = randv(3 * C * F, 0.1f), *y = randv(N * 3 * C, 1);
+    float *x = randv(N * F, 1), *w = randv(3 * C * F, 0.1f), *y = randv(N * 3 * C, 1); /* y: N x max(3C, F) */
     float *g = randv(N * F, 1), *dx = randv(N * F, 1), *dw = randv(3 * C * F, 1);
     struct {
         const char *name;
@@ -92,6 +92,29 @@ int main(int argc, char **argv)
     }
     printf("matmul one block: fwd %.1f ms (%.0f%% of peak), bwd %.1f ms (%.0f%%)\n", t_f * 1e3,
            100 * fl_f / t_f / peak, t_b * 1e3, 100 * 2 * fl_f / t_b / peak);
+    if (bmfm_matmul_set_precision(BMFM_MATMUL_BF16) == BMFM_MATMUL_FP32 &&
+        bmfm_matmul_get_precision() == BMFM_MATMUL_BF16) {
+        double t16 = 0;
+        float *y32 = randv(N * 3 * C, 1);
+        for (int k = 0; k < 4; k++) {
+            double tf = TIME(3, bmfm_matmul_forward(y, x, w, NULL, N, sh[k].in, sh[k].out));
+            double fl = 2.0 * N * sh[k].in * sh[k].out;
+            t16 += (k == 2 ? 2 : 1) * tf;
+            bmfm_matmul_set_precision(BMFM_MATMUL_FP32);
+            bmfm_matmul_forward(y32, x, w, NULL, N, sh[k].in, sh[k].out);
+            bmfm_matmul_set_precision(BMFM_MATMUL_BF16);
+            double err = 0, sc = 0;
+            for (int64_t i = 0; i < N * sh[k].out; i++) {
+                err = fmax(err, fabs((double)y[i] - y32[i]));
+                sc = fmax(sc, fabs((double)y32[i]));
+            }
+            printf("matmul bf16 %-11s: fwd %.2f ms (%.0f%% of fp32 sgemm peak), max error %.2g of "
+                   "the output scale\n", sh[k].name, tf * 1e3, 100 * fl / tf / peak, err / sc);
+        }
+        printf("matmul bf16 one block: fwd %.1f ms (%.2fx fp32)\n", t16 * 1e3, t_f / t16);
+        bmfm_matmul_set_precision(BMFM_MATMUL_FP32);
+        free(y32);
+    }
     free(x), free(w), free(y), free(g), free(dx), free(dw);
 
     int64_t NH = 12, HS = 32;

@@ -13,7 +13,6 @@
 #include "data/rawcheck.h"
 #include "data/vocab.h"
 #include "io/dataset.h"
-#include "io/dataset_impl.h"
 #include "io/tokenizer_file.h"
 
 #include <cJSON.h>
@@ -25,9 +24,6 @@
 
 #define CMD "inspect"
 
-/* dataset.c references the 10x backend weakly, and a weak reference does not
- * pull mtx.o out of libbmfm.a: this strong one links it into the bmfm binary. */
-bmfm_status (*const bmfm_inspect_mtx_backend)(const char *, bmfm_dataset **) = bmfm_mtx_open_dataset;
 #define N_EXAMPLES 3
 #define N_TOP_VALUES 5
 

@@ -7,6 +7,10 @@ passed=0
 failed=0
 failed_bins=()
 export BMFM_SHARED_DATA="${BMFM_SHARED_DATA:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}"
+# The shared data are inputs only: a test that writes into them (an in-place
+# edit, an output path built from an input path) fails the run.
+shared_state() { find "$BMFM_SHARED_DATA" -printf '%p %s %T@ %y\n' 2>/dev/null | sort | md5sum; }
+shared_before=$(shared_state)
 for bin in "$@"; do
     name=$(basename "$bin")
     log=$(mktemp)
@@ -25,6 +29,11 @@ for bin in "$@"; do
     [ "$f" -gt 0 ] && failed_bins+=("$name")
     rm -f "$log"
 done
+if [ "$(shared_state)" != "$shared_before" ]; then
+    echo "the shared data under $BMFM_SHARED_DATA changed during the tests"
+    failed=$((failed + 1))
+    failed_bins+=("shared-data-guard")
+fi
 if [ ${#failed_bins[@]} -gt 0 ]; then
     echo "failing test programs: ${failed_bins[*]}"
 fi

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *fixture(const char *name) {
@@ -34,9 +35,13 @@ static const char *fixture(const char *name) {
     return b;
 }
 
+/* Generate the fixtures unless they are newer than their script. */
 static int setup_fixtures(void **state) {
+    struct stat script, made, last;
     (void)state;
-    if (bmfm_file_exists(fixture("wide.h5ad")) && bmfm_file_exists(fixture("truncated.h5ad"))) return 0;
+    if (stat("tests/ref/h5ad_fixtures.py", &script) == 0 && stat(fixture("wide.h5ad"), &made) == 0 &&
+        stat(fixture("ok_copy.h5ad"), &last) == 0 && made.st_mtime > script.st_mtime)
+        return 0;
     return tu_python("h5ad_fixtures.py %s %s", tu_scratch("fx"), tu_data("h5ad"));
 }
 
@@ -430,6 +435,10 @@ static void test_writer_failures_leave_nothing(void **state) {
     static const char *const cats[] = {"a", "b"};
     assert_int_equal(bmfm_h5ad_edit_put_obs_categorical(e, "lab", codes, cats, 2), BMFM_E_INPUT);
     assert_int_equal(bmfm_h5ad_edit_put_obs_categorical(e, "_index", codes, cats, 2), BMFM_E_INPUT);
+    codes[3] = 1;
+    static const char *const twice[] = {"a", "a"};
+    assert_int_equal(bmfm_h5ad_edit_put_obs_categorical(e, "lab", codes, twice, 2), BMFM_E_INPUT);
+    assert_non_null(strstr(bmfm_error_message(), "category 'a' appears twice"));
     assert_int_equal(bmfm_h5ad_edit_put_uns_string(e, "a/b", "x"), BMFM_E_INPUT);
     bmfm_h5ad_edit_abort(e);
     assert_false(bmfm_file_exists(out));
@@ -466,12 +475,57 @@ static void test_export_matches_source(void **state) {
     }
 }
 
-/* CSC column blocks and dense row blocks smaller than a column / a chunk
- * must give the same rows as the default block size. */
+/* A 10x directory has no .h5ad to copy: the editor creates one (X CSR,
+ * obs/var) that python anndata reads, holding the same rows. */
+static void test_edit_10x_creates_h5ad(void **state) {
+    (void)state;
+    const char *h5 = tu_data("h5ad/bmfm_zheng68k_165.h5ad");
+    char dir[4096], out[4096];
+    snprintf(dir, sizeof dir, "%s", tu_scratch("zheng_10x"));
+    snprintf(out, sizeof out, "%s", tu_scratch("zheng_10x.out.h5ad"));
+    assert_int_equal(tu_python("make_10x.py %s %s", h5, dir), 0);
+    bmfm_dataset *tenx, *orig, *made;
+    bmfm_h5ad_edit *e;
+    assert_int_equal(bmfm_dataset_open(dir, NULL, &tenx), BMFM_OK);
+    int64_t n = bmfm_dataset_n_obs(tenx);
+    float *emb = calloc((size_t)n * 3, sizeof *emb);
+    for (int64_t i = 0; i < n * 3; i++) emb[i] = (float)i * 0.5f;
+    if (bmfm_h5ad_edit_begin(tenx, out, &e) != BMFM_OK) fail_msg("%s", bmfm_error_message());
+    assert_int_equal(bmfm_h5ad_edit_put_obsm(e, "X_bmfm", emb, n, 3), BMFM_OK);
+    assert_int_equal(bmfm_h5ad_edit_commit(e), BMFM_OK);
+    check_file(out, "X");
+    assert_int_equal(bmfm_dataset_open(h5, NULL, &orig), BMFM_OK);
+    assert_int_equal(bmfm_dataset_open(out, NULL, &made), BMFM_OK);
+    bmfm_csr a = {0}, b = {0};
+    assert_int_equal(bmfm_dataset_read_rows(orig, 0, n, &a), BMFM_OK);
+    assert_int_equal(bmfm_dataset_read_rows(made, 0, n, &b), BMFM_OK);
+    assert_memory_equal(a.indptr, b.indptr, sizeof(int64_t) * (size_t)(n + 1));
+    assert_memory_equal(a.indices, b.indices, sizeof(int32_t) * (size_t)a.indptr[n]);
+    assert_memory_equal(a.data, b.data, sizeof(float) * (size_t)a.indptr[n]);
+    const char *const *na, *const *nb;
+    assert_int_equal(bmfm_dataset_obs_names(orig, &na), BMFM_OK);
+    assert_int_equal(bmfm_dataset_obs_names(made, &nb), BMFM_OK);
+    for (int64_t i = 0; i < n; i++) assert_string_equal(na[i], nb[i]);
+    float *back;
+    int64_t r, c;
+    assert_int_equal(bmfm_dataset_obsm_read(made, "X_bmfm", &back, &r, &c), BMFM_OK);
+    assert_memory_equal(back, emb, sizeof *emb * (size_t)(n * 3));
+    free(back);
+    free(emb);
+    bmfm_csr_free(&a);
+    bmfm_csr_free(&b);
+    bmfm_dataset_close(made);
+    bmfm_dataset_close(orig);
+    bmfm_dataset_close(tenx);
+}
+
+/* CSC column blocks and dense row blocks smaller than a column / a chunk,
+ * and CSC read-ahead caches smaller than a request, read in order and in
+ * reverse, must give the same rows as the defaults. */
 static void test_small_blocks(void **state) {
     (void)state;
     const char *files[] = {fixture("csc.h5ad"), tu_data("h5ad/scvijl_pbmc8k_7480x200.h5ad")};
-    const int64_t blocks[] = {50, 1000, 1};
+    const int64_t blocks[] = {50, 1000, 1}, budgets[] = {300, 5000, 1};
     for (int f = 0; f < 2; f++) {
         bmfm_dataset *ds;
         assert_int_equal(bmfm_dataset_open(files[f], NULL, &ds), BMFM_OK);
@@ -482,7 +536,9 @@ static void test_small_blocks(void **state) {
             bmfm_csr a = {0}, b = {0};
             assert_int_equal(bmfm_h5_matrix_open(h, files[f], "/X", &m), BMFM_OK);
             m.block = blocks[bi];
-            for (int64_t r = 0; r < m.n_obs; r += 61) {
+            m.cache_budget = budgets[bi];
+            for (int64_t i = 0; i < m.n_obs; i += 61) {
+                int64_t r = bi == 2 ? (m.n_obs - 1) / 61 * 61 - i : i; /* reverse order on the last pass */
                 int64_t e = r + 61 < m.n_obs ? r + 61 : m.n_obs;
                 assert_int_equal(bmfm_h5_matrix_read_rows(&m, r, e, &a), BMFM_OK);
                 assert_int_equal(bmfm_dataset_read_rows(ds, r, e, &b), BMFM_OK);
@@ -509,6 +565,7 @@ int main(void) {
         cmocka_unit_test(test_writer_roundtrip_with_anndata),
         cmocka_unit_test(test_writer_failures_leave_nothing),
         cmocka_unit_test(test_export_matches_source),
+        cmocka_unit_test(test_edit_10x_creates_h5ad),
     };
     return cmocka_run_group_tests(tests, setup_fixtures, NULL);
 }

@@ -4,15 +4,12 @@
 #include "test_util.h"
 
 #include "io/dataset.h"
-#include "io/dataset_impl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-/* link the 10x backend out of libbmfm.a (dataset.c refers to it weakly) */
-bmfm_status (*const test_mtx_backend)(const char *, bmfm_dataset **) = bmfm_mtx_open_dataset;
 
 /* Every row, name and var column of the 10x directory equals the h5ad. */
 static void compare_to_h5ad(const char *dir, const char *h5ad, int legacy) {

@@ -9,7 +9,10 @@
  *   for every ISA the CPU has;
  * - accumulate semantics (backward adds into prefilled gradients);
  * - packed variable-length attention equals per-cell attention, bit for bit;
+ *   projection rows and SwiGLU values are the same alone or in a batch;
  * - bit-identical results with 1 and 2 OpenMP / OpenBLAS threads;
+ * - the bf16 projection against a double reference of its rounded operands
+ *   (kernel exactness) and against float32 (accuracy);
  * - ScaleAdapt features: float32 product, correctly reduced sin/cos against a
  *   double sin of the exact float product; special-token index rule; padding
  *   row 2 gets no gradient;
@@ -535,7 +538,8 @@ static void opt_vs_ref_all(void)
         for (int64_t i = 0; i < 200; i++) /* the tails of exp and erf */
             a[i] = -40.0f + 0.4f * (float)i;
         float *y1 = zerov(n), *y2 = zerov(n);
-        float *da1 = randv(&r, n, 1), *da2 = dupv(da1, n), *db1 = randv(&r, n, 1), *db2 = dupv(db1, n);
+        /* into zeros: an accumulated sum can cancel and hide the relative error */
+        float *da1 = zerov(n), *da2 = zerov(n), *db1 = zerov(n), *db2 = zerov(n);
         bmfm_swiglu_forward(y1, a, b, n);
         bmfm_swiglu_forward_ref(y2, a, b, n);
         assert_rel(y1, y2, n, 1e-6, 1e-30, "swiglu out");
@@ -546,16 +550,19 @@ static void opt_vs_ref_all(void)
         bmfm_gelu_forward(y1, a, n);
         bmfm_gelu_forward_ref(y2, a, n);
         assert_rel(y1, y2, n, 1e-6, 1e-30, "gelu out");
+        memset(da1, 0, sizeof(float) * (size_t)n), memset(da2, 0, sizeof(float) * (size_t)n);
         bmfm_gelu_backward(da1, g, a, n);
         bmfm_gelu_backward_ref(da2, g, a, n);
         assert_rel(da1, da2, n, 1e-6, 1e-6, "gelu dinp");
         free(a), free(b), free(g), free(y1), free(y2), free(da1), free(da2), free(db1), free(db2);
     }
-    /* attention: cell lengths around the tile sizes, one token, HS 32 and 8 */
-    for (int v = 0; v < 2; v++) {
-        int64_t NH = v ? 2 : 3, HS = v ? 8 : 32, C = NH * HS;
-        int64_t lens[] = {1, 65, 17, 130, 64, 3};
-        int64_t B = 6, cu[7] = {0};
+    /* attention: cell lengths around the register tiles (4, 8, 16 rows/keys),
+     * the 128-row work units and the 256-key score tiles (online softmax
+     * across tiles), one token; HS 32, 16, 64 (AVX-512 kernels) and 8 */
+    for (int v = 0; v < 4; v++) {
+        int64_t NH = v == 1 ? 2 : 3, HS = v == 0 ? 32 : v == 1 ? 8 : v == 2 ? 16 : 64, C = NH * HS;
+        int64_t lens[] = {1, 65, 17, 130, 300, 3, 257};
+        int64_t B = 7, cu[8] = {0};
         for (int64_t b = 0; b < B; b++)
             cu[b + 1] = cu[b] + lens[b];
         int64_t N = cu[B];
@@ -583,6 +590,65 @@ static void test_opt_vs_ref(void **state)
         opt_vs_ref_all();
     }
     bmfm_set_isa(best);
+}
+
+/* ---- bfloat16 forward ---------------------------------------------------------- */
+
+static float round_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    u &= 0xFFFF0000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static void test_matmul_bf16(void **state)
+{
+    (void)state;
+    if (!bmfm_cpu_has_avx512_bf16()) {
+        assert_int_equal(bmfm_matmul_set_precision(BMFM_MATMUL_BF16), BMFM_MATMUL_FP32);
+        assert_int_equal(bmfm_matmul_get_precision(), BMFM_MATMUL_FP32);
+        skip();
+    }
+    bmfm_rng r;
+    bmfm_rng_seed(&r, 61, 0);
+    int64_t N = 261, IN = 45, OUT = 70; /* tails of every tile, odd IN */
+    float *x = randv(&r, N * IN, 1), *w = randv(&r, OUT * IN, 1), *b = randv(&r, OUT, 1);
+    float *y = zerov(N * OUT), *y32 = zerov(N * OUT), *yr = zerov(N * OUT);
+    assert_int_equal(bmfm_matmul_forward_bf16(y, x, w, b, N, IN, OUT), 0);
+    /* kernel check: double-precision products of the bf16-rounded operands */
+    double worst = 0, scale = 0;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < OUT; o++) {
+            double acc = b[o];
+            for (int64_t k = 0; k < IN; k++)
+                acc += (double)round_bf16(x[n * IN + k]) * round_bf16(w[o * IN + k]);
+            yr[n * OUT + o] = (float)acc;
+            worst = fmax(worst, fabs(acc - y[n * OUT + o]));
+            scale = fmax(scale, fabs(acc));
+        }
+    assert_true(worst / scale < 1e-6);
+    /* accuracy against float32, and the run-time switch */
+    bmfm_matmul_forward_ref(y32, x, w, b, N, IN, OUT);
+    double e = tu_max_scaled_err_f32(y, y32, (size_t)(N * OUT));
+    print_message("bf16 matmul: max error %.3g of the output scale (K = %lld)\n", e, (long long)IN);
+    assert_true(e < 1e-2 && e > 1e-5);
+    assert_int_equal(bmfm_matmul_set_precision(BMFM_MATMUL_BF16), BMFM_MATMUL_FP32);
+    float *y2 = zerov(N * OUT);
+    bmfm_matmul_forward(y2, x, w, b, N, IN, OUT);
+    assert_same_bits(y2, y, N * OUT, "bf16 via bmfm_matmul_forward");
+    bmfm_matmul_set_precision(BMFM_MATMUL_FP32);
+    bmfm_matmul_forward(y2, x, w, b, N, IN, OUT);
+    assert_close(y2, y32, N * OUT, 1e-6, "fp32 after switching back");
+    /* thread-count invariance */
+    omp_set_num_threads(1);
+    bmfm_matmul_forward_bf16(y2, x, w, b, N, IN, OUT);
+    omp_set_num_threads(2);
+    bmfm_matmul_forward_bf16(yr, x, w, b, N, IN, OUT);
+    assert_same_bits(y2, yr, N * OUT, "bf16 1 vs 2 threads");
+    free(x), free(w), free(b), free(y), free(y32), free(yr), free(y2);
 }
 
 /* ---- accumulate semantics ----------------------------------------------------- */
@@ -654,6 +720,86 @@ static void test_attention_packed_equals_per_cell(void **state)
         free(ob), free(lb), free(db);
     }
     free(qkv), free(g), free(o), free(l), free(d);
+}
+
+/* A row's projection must not depend on the batch around it (a cell gets the
+ * same bits alone or in a batch): rows computed in a block of N versus
+ * alone/in small groups at several offsets, forward and dinp. Guaranteed by
+ * the AVX-512 and AVX2 kernels of gemm.c (same bits from both); OpenBLAS
+ * (pre-AVX2 CPUs) does not promise it. */
+static void rows_invariant(void)
+{
+    bmfm_rng r;
+    bmfm_rng_seed(&r, 71, 0);
+    int64_t shapes[][2] = {{96, 288}, {96, 96}, {200, 70}, {45, 33}};
+    int64_t offs[][2] = {{0, 1}, {3, 1}, {5, 2}, {7, 3}, {100, 37}, {13, 150}, {299, 1}};
+    for (int sh = 0; sh < 4; sh++) {
+        int64_t IN = shapes[sh][0], OUT = shapes[sh][1], N = 300;
+        float *x = randv(&r, N * IN, 1), *w = randv(&r, OUT * IN, 1), *b = randv(&r, OUT, 1);
+        float *g = randv(&r, N * OUT, 1), *y = zerov(N * OUT), *d = zerov(N * IN);
+        bmfm_matmul_forward(y, x, w, b, N, IN, OUT);
+        bmfm_matmul_backward(d, NULL, NULL, g, x, w, N, IN, OUT);
+        for (int o = 0; o < 7; o++) {
+            int64_t r0 = offs[o][0], n = offs[o][1];
+            float *y1 = zerov(n * OUT), *d1 = zerov(n * IN);
+            bmfm_matmul_forward(y1, x + r0 * IN, w, b, n, IN, OUT);
+            bmfm_matmul_backward(d1, NULL, NULL, g + r0 * OUT, x + r0 * IN, w, n, IN, OUT);
+            assert_same_bits(y1, y + r0 * OUT, n * OUT, "matmul rows alone vs in a batch");
+            assert_same_bits(d1, d + r0 * IN, n * IN, "matmul dinp rows alone vs in a batch");
+            free(y1), free(d1);
+        }
+        free(x), free(w), free(b), free(g), free(y), free(d);
+    }
+}
+
+/* SwiGLU values must not depend on their position either (vector tails). */
+static void swiglu_position_invariant(void)
+{
+    bmfm_rng r;
+    bmfm_rng_seed(&r, 73, 0);
+    int64_t n = 101;
+    float *a = randv(&r, n, 3), *b = randv(&r, n, 1), *g = randv(&r, n, 1);
+    float *y = zerov(n), *da = zerov(n), *db = zerov(n);
+    bmfm_swiglu_forward(y, a, b, n);
+    bmfm_swiglu_backward(da, db, g, a, b, n);
+    for (int64_t off = 1; off < 12; off += 5) {
+        float *y1 = zerov(13), *da1 = zerov(13), *db1 = zerov(13);
+        bmfm_swiglu_forward(y1, a + off, b + off, 13);
+        bmfm_swiglu_backward(da1, db1, g + off, a + off, b + off, 13);
+        assert_same_bits(y1, y + off, 13, "swiglu slice");
+        assert_same_bits(da1, da + off, 13, "swiglu da slice");
+        assert_same_bits(db1, db + off, 13, "swiglu db slice");
+        free(y1), free(da1), free(db1);
+    }
+    free(a), free(b), free(g), free(y), free(da), free(db);
+}
+
+static void test_matmul_rows_invariant(void **state)
+{
+    (void)state;
+    bmfm_isa best = bmfm_cpu_isa();
+    for (int isa = BMFM_ISA_SCALAR; isa <= (int)best; isa++) {
+        bmfm_set_isa((bmfm_isa)isa);
+        swiglu_position_invariant();
+    }
+    bmfm_set_isa(best);
+    if (best < BMFM_ISA_AVX2)
+        skip();
+    rows_invariant();
+    if (best >= BMFM_ISA_AVX512) { /* AVX2 path, and the same bits as AVX-512 */
+        bmfm_rng r;
+        bmfm_rng_seed(&r, 72, 0);
+        int64_t N = 50, IN = 70, OUT = 90;
+        float *x = randv(&r, N * IN, 1), *w = randv(&r, OUT * IN, 1), *b = randv(&r, OUT, 1);
+        float *y1 = zerov(N * OUT), *y2 = zerov(N * OUT);
+        bmfm_matmul_forward(y1, x, w, b, N, IN, OUT);
+        bmfm_set_isa(BMFM_ISA_AVX2);
+        rows_invariant();
+        bmfm_matmul_forward(y2, x, w, b, N, IN, OUT);
+        bmfm_set_isa(best);
+        assert_same_bits(y1, y2, N * OUT, "AVX2 vs AVX-512 projection");
+        free(x), free(w), free(b), free(y1), free(y2);
+    }
 }
 
 /* Runs every optimized kernel once; outputs are concatenated into res. */
@@ -871,8 +1017,10 @@ int main(void)
         cmocka_unit_test(test_special_index_rule),
         cmocka_unit_test(test_scale_adapt_features),
         cmocka_unit_test(test_opt_vs_ref),
+        cmocka_unit_test(test_matmul_bf16),
         cmocka_unit_test(test_backward_accumulates),
         cmocka_unit_test(test_attention_packed_equals_per_cell),
+        cmocka_unit_test(test_matmul_rows_invariant),
         cmocka_unit_test(test_thread_invariance),
         cmocka_unit_test(test_pytorch_oracle),
     };

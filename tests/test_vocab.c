@@ -7,7 +7,6 @@
 #include "data/rawcheck.h"
 #include "data/vocab.h"
 #include "io/dataset.h"
-#include "io/dataset_impl.h"
 #include "io/tokenizer_file.h"
 
 #include <cJSON.h>
@@ -17,8 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* link the 10x backend out of libbmfm.a (dataset.c refers to it weakly) */
-bmfm_status (*const test_vocab_mtx_backend)(const char *, bmfm_dataset **) = bmfm_mtx_open_dataset;
 
 #define PC_GENES "genes/bmfm_protein_coding_genes.json"
 

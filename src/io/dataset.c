@@ -1,10 +1,6 @@
 /* dataset.c - the public calls of dataset.h over the backend table of
  * dataset_impl.h: dispatch by input kind, argument checks, caching of names
  * and column lists, and the bmfm_csr / bmfm_column helpers.
- *
- * The 10x backend (mtx.c) may be absent from a build; its entry point is
- * referenced weakly so this file links either way and a 10x directory then
- * gets a clear "unsupported" error.
  */
 #include "io/dataset_impl.h"
 
@@ -14,8 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-__attribute__((weak)) bmfm_status bmfm_mtx_open_dataset(const char *dir, bmfm_dataset **out);
 
 void bmfm_free_strings(char **s, int64_t n) {
     if (!s) return;
@@ -84,8 +78,6 @@ bmfm_status bmfm_dataset_open(const char *path, const char *matrix, bmfm_dataset
     if (!path || !out) return bmfm_error_set(BMFM_E_INTERNAL, "bmfm_dataset_open: NULL argument");
     *out = NULL;
     if (!bmfm_is_directory(path)) return bmfm_h5ad_open_dataset(path, matrix, out);
-    if (!bmfm_mtx_open_dataset)
-        return bmfm_error_set(BMFM_E_UNSUPPORTED, "%s: 10x directories are not supported in this build", path);
     if (matrix && strcmp(matrix, "X") != 0)
         return bmfm_error_set(BMFM_E_INPUT, "%s: a 10x directory has one matrix; '%s' does not exist", path, matrix);
     return bmfm_mtx_open_dataset(path, out);

@@ -5,6 +5,14 @@
  * memory is bounded by the chunk, not the file. Names and dataframe columns
  * are read on demand. Backends live in h5ad_read.c and mtx.c behind the
  * private table in dataset_impl.h.
+ *
+ * Cost of read_rows by storage: CSR and dense read each requested value
+ * once. CSC has no row access on disk: each read outside its read-ahead
+ * cache scans the whole matrix once (streaming all rows in order costs
+ * about 1 + nnz / 4M scans; see h5ad_matrix.h).
+ * A dataset is not safe to use from several threads at once (it reuses
+ * scratch buffers); give each thread its own. Debian's libhdf5 is the
+ * thread-safe build, which serializes the reads underneath.
  */
 #ifndef BMFM_IO_DATASET_H
 #define BMFM_IO_DATASET_H

@@ -2,6 +2,7 @@
 #include "io/h5ad_encode.h"
 
 #include "base/alloc.h"
+#include "base/strmap.h"
 #include "io/dataset_impl.h"
 #include "io/h5ad_hdf5.h"
 
@@ -82,6 +83,27 @@ bmfm_status bmfm_h5ad_write_array(hid_t loc, const char *name, hid_t ftype, hid_
     return write_array(loc, name, ftype, mtype, buf, rank, dims);
 }
 
+/* pandas refuses repeated categories, so anndata could not read them back */
+static bmfm_status check_categories(const char *name, const char *const *categories, int64_t n) {
+    bmfm_strmap seen;
+    bmfm_status st = BMFM_OK;
+    if (bmfm_strmap_init(&seen, (size_t)n) < 0) return BMFM_E_NOMEM;
+    for (int64_t i = 0; i < n && st == BMFM_OK; i++) {
+        int64_t first;
+        if (!categories[i]) {
+            st = bmfm_error_set(BMFM_E_INPUT, "column %s: category %lld is NULL", name, (long long)i);
+            break;
+        }
+        int r = bmfm_strmap_put(&seen, categories[i], i, &first);
+        if (r < 0) st = BMFM_E_NOMEM;
+        else if (r == 0)
+            st = bmfm_error_set(BMFM_E_INPUT, "column %s: category '%s' appears twice (%lld and %lld)", name,
+                                categories[i], (long long)first, (long long)i);
+    }
+    bmfm_strmap_free(&seen);
+    return st;
+}
+
 bmfm_status bmfm_h5ad_write_categorical(hid_t df, const char *name, const int32_t *codes, int64_t n,
                                         const char *const *categories, int64_t n_categories) {
     bmfm_status st = BMFM_OK;
@@ -89,6 +111,7 @@ bmfm_status bmfm_h5ad_write_categorical(hid_t df, const char *name, const int32_
         if (codes[i] < -1 || codes[i] >= n_categories)
             return bmfm_error_set(BMFM_E_INPUT, "column %s: code %d at row %lld is not in [-1, %lld)", name, codes[i],
                                   (long long)i, (long long)n_categories);
+    BMFM_TRY(check_categories(name, categories, n_categories));
     BMFM_TRY(bmfm_h5ad_remove(df, name));
     hid_t g = H5Gcreate2(df, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0) return bmfm_error_set(BMFM_E_IO, "cannot create column %s", name);

@@ -91,6 +91,7 @@ static bmfm_status read_codes(hid_t d, int64_t n_rows, const char *file, const c
     H5Tclose(t);
     if (c != H5T_INTEGER) return bmfm_error_set(BMFM_E_INPUT, "%s: %s must hold integer codes", file, field);
     BMFM_TRY(check_len(d, n_rows, file, field, &n));
+    out->n = n;
     out->codes = bmfm_malloc(sizeof *out->codes * (size_t)(n > 0 ? n : 1));
     if (!out->codes) return BMFM_E_NOMEM;
     BMFM_TRY(bmfm_h5_read_range(d, H5T_NATIVE_INT32, 0, n, out->codes, file, field));
@@ -139,6 +140,7 @@ static bmfm_status read_nullable_group(hid_t g, const char *enc, int64_t n_rows,
     }
     snprintf(f, sizeof f, "%s/values", field);
     if ((st = check_len(dv, n_rows, file, f, &n)) != BMFM_OK) goto done;
+    out->n = n;
     out->values = bmfm_malloc(sizeof *out->values * (size_t)(n > 0 ? n : 1));
     mask = bmfm_malloc(sizeof *mask * (size_t)(n > 0 ? n : 1));
     if (!out->values || !mask) { st = BMFM_E_NOMEM; goto done; }

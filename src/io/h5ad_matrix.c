@@ -19,18 +19,6 @@ static bmfm_status grow_scratch(bmfm_h5_matrix *m, size_t need) {
     return BMFM_OK;
 }
 
-static bmfm_status grow_trip(bmfm_h5_matrix *m, size_t need) {
-    if (need <= m->cap_trip) return BMFM_OK;
-    size_t cr = m->cap_trip, cc = m->cap_trip, cv = m->cap_trip;
-    if (bmfm_grow((void **)&m->trip_row, &cr, need, sizeof *m->trip_row) < 0 ||
-        bmfm_grow((void **)&m->trip_col, &cc, need, sizeof *m->trip_col) < 0 ||
-        bmfm_grow((void **)&m->trip_val, &cv, need, sizeof *m->trip_val) < 0)
-        return BMFM_E_NOMEM;
-    size_t c = cr < cc ? cr : cc;
-    m->cap_trip = c < cv ? c : cv;
-    return BMFM_OK;
-}
-
 void bmfm_h5_matrix_close(bmfm_h5_matrix *m) {
     if (m->d_data > 0) H5Dclose(m->d_data);
     if (m->d_indices > 0) H5Dclose(m->d_indices);
@@ -38,9 +26,8 @@ void bmfm_h5_matrix_close(bmfm_h5_matrix *m) {
     free(m->major_ptr);
     free(m->ibuf);
     free(m->fbuf);
-    free(m->trip_row);
-    free(m->trip_col);
-    free(m->trip_val);
+    free(m->row_count);
+    bmfm_csr_free(&m->cache);
     memset(m, 0, sizeof *m);
 }
 
@@ -170,6 +157,7 @@ bmfm_status bmfm_h5_matrix_open(hid_t file, const char *file_name, const char *l
     memset(m, 0, sizeof *m);
     m->file = file_name;
     m->block = BMFM_H5_BLOCK;
+    m->cache_budget = BMFM_H5_CSC_CACHE;
     snprintf(m->loc, sizeof m->loc, "%s", loc);
     H5O_type_t t = bmfm_h5_obj_type(file, loc);
     bmfm_status st;
@@ -279,17 +267,17 @@ static bmfm_status read_csr(bmfm_h5_matrix *m, int64_t b, int64_t e, bmfm_csr *o
     return csr_canonicalize(out);
 }
 
-static bmfm_status read_csc(bmfm_h5_matrix *m, int64_t b, int64_t e, bmfm_csr *out) {
-    int64_t n = e - b;
-    size_t nt = 0;
+/* Visit every stored entry of a CSC matrix in column order, one block of
+ * whole columns (at most m->block entries, or one larger column) per HDF5
+ * read. with_data = 0 reads indices only. Row indices are validated here. */
+typedef bmfm_status (*csc_visit)(bmfm_h5_matrix *m, int64_t row, int64_t col, float v, void *arg);
+
+static bmfm_status csc_scan(bmfm_h5_matrix *m, int with_data, csc_visit visit, void *arg) {
     char fi[300], fd[300];
     snprintf(fi, sizeof fi, "%s/indices", m->loc);
     snprintf(fd, sizeof fd, "%s/data", m->loc);
     int direct = !strcmp(m->index_dtype, "int32");
-    BMFM_TRY(bmfm_csr_reserve(out, n, 0));
     for (int64_t c0 = 0; c0 < m->n_vars;) {
-        /* a block of whole columns holding at most m->block entries
-         * (or a single larger column) */
         int64_t c1 = c0 + 1;
         while (c1 < m->n_vars && m->major_ptr[c1 + 1] - m->major_ptr[c0] <= m->block) c1++;
         int64_t s = m->major_ptr[c0], cnt = m->major_ptr[c1] - s;
@@ -298,7 +286,7 @@ static bmfm_status read_csc(bmfm_h5_matrix *m, int64_t b, int64_t e, bmfm_csr *o
          * int64 scratch (HDF5's int32 -> int64 conversion is slow) */
         BMFM_TRY(bmfm_h5_read_range(m->d_indices, direct ? H5T_NATIVE_INT32 : H5T_NATIVE_INT64, s, cnt, m->ibuf,
                                     m->file, fi));
-        BMFM_TRY(bmfm_h5_read_range(m->d_data, H5T_NATIVE_FLOAT, s, cnt, m->fbuf, m->file, fd));
+        if (with_data) BMFM_TRY(bmfm_h5_read_range(m->d_data, H5T_NATIVE_FLOAT, s, cnt, m->fbuf, m->file, fd));
         const int32_t *i32 = (const int32_t *)m->ibuf;
         for (int64_t j = c0; j < c1; j++) {
             for (int64_t k = m->major_ptr[j] - s; k < m->major_ptr[j + 1] - s; k++) {
@@ -306,30 +294,78 @@ static bmfm_status read_csc(bmfm_h5_matrix *m, int64_t b, int64_t e, bmfm_csr *o
                 if (r < 0 || r >= m->n_obs)
                     return bmfm_error_set(BMFM_E_INPUT, "%s: %s has %lld in column %lld, outside [0, %lld)", m->file, fi,
                                           (long long)r, (long long)j, (long long)m->n_obs);
-                if (r < b || r >= e) continue;
-                if (!isfinite(m->fbuf[k])) return nonfinite(m, r, j);
-                if (m->fbuf[k] == 0.0f) continue;
-                BMFM_TRY(grow_trip(m, nt + 1));
-                m->trip_row[nt] = r - b;
-                m->trip_col[nt] = (int32_t)j;
-                m->trip_val[nt] = m->fbuf[k];
-                nt++;
+                BMFM_TRY(visit(m, r, j, with_data ? m->fbuf[k] : 0.0f, arg));
             }
         }
         c0 = c1;
     }
-    /* counting sort by row; stable, so columns stay ascending within a row */
-    BMFM_TRY(bmfm_csr_reserve(out, n, (int64_t)nt));
-    memset(out->indptr, 0, sizeof *out->indptr * (size_t)(n + 1));
-    for (size_t t = 0; t < nt; t++) out->indptr[m->trip_row[t] + 1]++;
-    for (int64_t r = 0; r < n; r++) out->indptr[r + 1] += out->indptr[r];
-    for (size_t t = 0; t < nt; t++) {
-        int64_t pos = out->indptr[m->trip_row[t]]++;
-        out->indices[pos] = m->trip_col[t];
-        out->data[pos] = m->trip_val[t];
-    }
-    for (int64_t r = n; r > 0; r--) out->indptr[r] = out->indptr[r - 1];
+    return BMFM_OK;
+}
+
+static bmfm_status count_row(bmfm_h5_matrix *m, int64_t row, int64_t col, float v, void *arg) {
+    (void)col;
+    (void)v;
+    (void)arg;
+    m->row_count[row]++;
+    return BMFM_OK;
+}
+
+static bmfm_status fill_row(bmfm_h5_matrix *m, int64_t row, int64_t col, float v, void *arg) {
+    int64_t *pos = arg;
+    if (row < m->cache_b || row >= m->cache_e) return BMFM_OK;
+    if (!isfinite(v)) return nonfinite(m, row, col);
+    int64_t p = pos[row - m->cache_b]++;
+    m->cache.indices[p] = (int32_t)col;
+    m->cache.data[p] = v;
+    return BMFM_OK;
+}
+
+/* Scan the matrix once to fill the cache with rows [b, e) and as many rows
+ * after them as fit in m->cache_budget entries (sequential streaming then
+ * costs about nnz / budget scans instead of one per call). */
+static bmfm_status csc_fill_cache(bmfm_h5_matrix *m, int64_t b, int64_t e) {
+    int64_t total = 0, *pos = NULL;
+    for (int64_t r = b; r < e; r++) total += m->row_count[r];
+    while (e < m->n_obs && total + m->row_count[e] <= m->cache_budget) total += m->row_count[e++];
+    m->cache_b = m->cache_e = 0;
+    BMFM_TRY(bmfm_csr_reserve(&m->cache, e - b, total));
+    m->cache.nrows = e - b;
+    m->cache.indptr[0] = 0;
+    for (int64_t r = b; r < e; r++) m->cache.indptr[r - b + 1] = m->cache.indptr[r - b] + m->row_count[r];
+    pos = bmfm_malloc(sizeof *pos * (size_t)(e - b + 1));
+    if (!pos) return BMFM_E_NOMEM;
+    memcpy(pos, m->cache.indptr, sizeof *pos * (size_t)(e - b + 1));
+    m->cache_b = b;
+    m->cache_e = e;
+    bmfm_status st = csc_scan(m, 1, fill_row, pos);
+    free(pos);
+    if (st != BMFM_OK) m->cache_b = m->cache_e = 0;
+    return st;
+}
+
+static bmfm_status read_csc(bmfm_h5_matrix *m, int64_t b, int64_t e, bmfm_csr *out) {
+    int64_t n = e - b;
+    BMFM_TRY(bmfm_csr_reserve(out, n, 0));
     out->indptr[0] = 0;
+    if (n == 0) return BMFM_OK;
+    if (!m->row_count) {
+        /* first read: one pass over the indices counts each row's entries */
+        m->row_count = bmfm_calloc((size_t)m->n_obs, sizeof *m->row_count);
+        if (!m->row_count) return BMFM_E_NOMEM;
+        bmfm_status st = csc_scan(m, 0, count_row, NULL);
+        if (st != BMFM_OK) {
+            free(m->row_count);
+            m->row_count = NULL;
+            return st;
+        }
+    }
+    if (b < m->cache_b || e > m->cache_e) BMFM_TRY(csc_fill_cache(m, b, e));
+    const int64_t *cp = m->cache.indptr + (b - m->cache_b);
+    int64_t off = cp[0], cnt = cp[n] - off;
+    BMFM_TRY(bmfm_csr_reserve(out, n, cnt));
+    for (int64_t r = 0; r <= n; r++) out->indptr[r] = cp[r] - off;
+    memcpy(out->indices, m->cache.indices + off, sizeof *out->indices * (size_t)cnt);
+    memcpy(out->data, m->cache.data + off, sizeof *out->data * (size_t)cnt);
     return csr_canonicalize(out);
 }
 

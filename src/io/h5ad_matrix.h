@@ -4,10 +4,14 @@
  * bucketed by row) or a dense 2-D dataset (row blocks).
  *
  * Memory per read is bounded by the rows asked for plus one block of
- * BMFM_H5_BLOCK entries; CSC also keeps its column pointer (n_vars + 1).
- * Cost: CSR and dense read each stored value once per pass; CSC reads every
- * stored value of the matrix for every row block (one full scan per call),
- * which is the price of not transposing on disk.
+ * BMFM_H5_BLOCK entries. CSC also keeps its column pointer (n_vars + 1),
+ * a count per row (n_obs) and a read-ahead cache of BMFM_H5_CSC_CACHE
+ * entries (8 bytes each).
+ * Cost: CSR and dense read each stored value once per pass. CSC has no row
+ * access on disk: the first read scans all indices once to count rows, and
+ * every read outside the cache scans the whole matrix once, caching the
+ * requested rows and the rows after them up to the budget, so streaming all
+ * rows in order costs about 1 + nnz / BMFM_H5_CSC_CACHE full scans.
  *
  * Not here: names and dataframes (h5ad_frame.c), the dataset table
  * (h5ad_read.c).
@@ -21,6 +25,8 @@
 
 /* Entries per HDF5 read when scanning CSC columns or dense rows. */
 #define BMFM_H5_BLOCK ((int64_t)1 << 20)
+/* Entries the CSC read-ahead cache may hold (32 MiB; 44 MiB with the scan block). */
+#define BMFM_H5_CSC_CACHE ((int64_t)1 << 22)
 
 typedef struct bmfm_h5_matrix {
     const char *file;  /* for messages (not owned) */
@@ -35,10 +41,12 @@ typedef struct bmfm_h5_matrix {
     int64_t *ibuf;
     float *fbuf;
     size_t cap_buf;
-    int64_t *trip_row;
-    int32_t *trip_col;
-    float *trip_val;
-    size_t cap_trip;
+    /* CSC: entries per row (after the first read) and a read-ahead cache of
+     * rows [cache_b, cache_e) holding at most cache_budget entries (more
+     * only when one request alone needs more) */
+    int64_t *row_count;
+    bmfm_csr cache;
+    int64_t cache_b, cache_e, cache_budget;
 } bmfm_h5_matrix;
 
 /* Open and validate (shape, dtypes, indptr length and ends) the matrix at

@@ -11,11 +11,13 @@
  * softmax). The optimized kernels are flash-attention-2 style and never hold
  * more than a tile of scores: the forward keeps a running max and sum per
  * query row over key tiles (online softmax) and saves the log-sum-exp; the
- * backward recomputes the probabilities from the lse, one 16-key chunk at a
- * time, accumulates dQ in registers and dK/dV in per-(cell, head) buffers in
- * a fixed key and query order. The AVX-512 kernels need HS % 16 == 0 (the
- * models use 32); other shapes and CPUs take a portable per-row path with the
- * same algorithm.
+ * backward recomputes the probabilities from the lse, one 16-key (AVX2: 8)
+ * chunk at a time, accumulates dQ in registers and dK/dV in transposed
+ * per-(cell, head) buffers in a fixed key and query order. Tiled kernels:
+ * AVX-512 for HS in {16, 32, 64}, AVX2 for HS in {8, 16, 32} (the models use
+ * 32); other shapes and CPUs take a portable per-row path with the same
+ * online softmax. Scratch per thread is O(HS * T), never O(T^2); if it cannot
+ * be allocated the portable path runs (same results up to rounding).
  *
  * Threads: the forward splits (cell, head, 128-row query block), the
  * backward (cell, head); their outputs are disjoint and every sum has a
@@ -270,7 +272,7 @@ static BMFM_AVX2 void attn_bwd_avx2(float *dqkv, const float *dout, const float 
 #define QB 128 /* query rows per forward work unit */
 #define FR 8   /* query rows per forward register tile */
 #define BR 4   /* query rows per backward register tile */
-#define BK 64  /* keys per forward score tile */
+#define BK 256 /* keys per forward score tile */
 
 /* Leading dimension of the transposed [HS][ld] buffers: the padded length
  * plus one cache line, so that the HS rows do not all fall in the same L1
@@ -290,6 +292,20 @@ static void pack_transposed(float *Kt, const float *src, int64_t C3, int64_t T, 
     for (int64_t d = 0; d < HS; d++)
         for (int64_t j = T; j < ld; j++)
             Kt[d * ld + j] = 0.0f;
+}
+
+/* dqkv[k and v parts of one cell and head] += the transposed buffers dKt, dVt. */
+static void add_transposed_kv(float *dqkv, const float *dKt, const float *dVt, int64_t t0,
+                              int64_t T, int64_t h, int64_t NH, int64_t HS, int64_t ld)
+{
+    int64_t C = NH * HS, C3 = 3 * C;
+    for (int64_t j = 0; j < T; j++) {
+        float *dk = dqkv + (t0 + j) * C3 + C + h * HS, *dv = dk + C;
+        for (int64_t d = 0; d < HS; d++) {
+            dk[d] += dKt[d * ld + j];
+            dv[d] += dVt[d * ld + j];
+        }
+    }
 }
 
 /* Forward of query rows [i0, i1) of one cell and head; NV = HS/16 vectors
@@ -479,13 +495,7 @@ attn_bwd_512_impl(float *dqkv, const float *dout, const float *qkv, const float 
                 _mm512_storeu_ps(dqp + 16 * v, _mm512_add_ps(_mm512_loadu_ps(dqp + 16 * v), dq[r][v]));
         }
     }
-    for (int64_t j = 0; j < T; j++) {
-        float *dk = dqkv + (t0 + j) * C3 + C + h * HS, *dv = dk + C;
-        for (int64_t d = 0; d < HS; d++) {
-            dk[d] += dKt[d * ld + j];
-            dv[d] += dVt[d * ld + j];
-        }
-    }
+    add_transposed_kv(dqkv, dKt, dVt, t0, T, h, NH, HS, ld);
 }
 
 static BMFM_AVX512 void attn_bwd_512(float *dqkv, const float *dout, const float *qkv,
@@ -500,9 +510,245 @@ static BMFM_AVX512 void attn_bwd_512(float *dqkv, const float *dout, const float
         attn_bwd_512_impl(dqkv, dout, qkv, out, lse, t0, T, h, N, NH, scratch, 4);
 }
 
-static int use_avx512(int64_t HS)
+/* ---- AVX2 path: the same algorithm with 8-key vectors ----------------------- */
+
+#define AR 4 /* query rows per AVX2 tile (accumulated in row pairs) */
+
+static inline BMFM_AVX2 __m256i mask8(int64_t valid)
 {
-    return bmfm_cpu_isa() >= BMFM_ISA_AVX512 && (HS == 16 || HS == 32 || HS == 64);
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    int v = valid >= 8 ? 8 : (int)valid;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(v), idx);
+}
+
+static inline BMFM_AVX2 float hmax256(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+
+static inline BMFM_AVX2 float hsum256(__m256 v)
+{
+    __m128 m = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_add_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+
+static inline __attribute__((always_inline)) BMFM_AVX2 void
+attn_fwd_rows_256(float *out, float *lse, const float *qkv, const float *Kt, int64_t t0, int64_t T,
+                  int64_t i0, int64_t i1, int64_t h, int64_t N, int64_t NH, const int NV)
+{
+    const int64_t HS = 8 * NV, C = NH * HS, C3 = 3 * C, Tp = (T + 7) & ~(int64_t)7, ld = ld_of(T);
+    const __m256 vscale = _mm256_set1_ps(1.0f / sqrtf((float)HS));
+    float S[AR][BK] __attribute__((aligned(32)));
+    float O[AR][64] __attribute__((aligned(32)));
+    for (int64_t ib = i0; ib < i1; ib += AR) {
+        const float *q[AR];
+        float m[AR], l[AR];
+        for (int r = 0; r < AR; r++) {
+            q[r] = qkv + (t0 + (ib + r < i1 ? ib + r : i1 - 1)) * C3 + h * HS;
+            m[r] = -INFINITY, l[r] = 0.0f;
+            for (int64_t d = 0; d < HS; d++)
+                O[r][d] = 0.0f;
+        }
+        for (int64_t j0 = 0; j0 < Tp; j0 += BK) {
+            int64_t nk = Tp - j0 < BK ? Tp - j0 : BK;
+            __m256 mx[AR];
+            _Pragma("GCC unroll 4") for (int r = 0; r < AR; r++) mx[r] = _mm256_set1_ps(-INFINITY);
+            for (int64_t jb = 0; jb < nk; jb += 8) {
+                __m256 acc[AR];
+                _Pragma("GCC unroll 4") for (int r = 0; r < AR; r++) acc[r] = _mm256_setzero_ps();
+                const float *kp = Kt + j0 + jb;
+                for (int64_t d = 0; d < HS; d++) {
+                    __m256 kv = _mm256_loadu_ps(kp + d * ld);
+                    _Pragma("GCC unroll 4") for (int r = 0; r < AR; r++)
+                        acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(q[r] + d), kv, acc[r]);
+                }
+                __m256 km = _mm256_castsi256_ps(mask8(T - (j0 + jb)));
+                _Pragma("GCC unroll 4") for (int r = 0; r < AR; r++) {
+                    __m256 sc = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_mul_ps(acc[r], vscale), km);
+                    _mm256_store_ps(&S[r][jb], sc);
+                    mx[r] = _mm256_max_ps(mx[r], sc);
+                }
+            }
+            int64_t nreal = T - j0 < nk ? T - j0 : nk;
+            float alpha[AR];
+            for (int r = 0; r < AR; r++) {
+                float mt = hmax256(mx[r]);
+                float mn = mt > m[r] ? mt : m[r];
+                __m256 vmn = _mm256_set1_ps(mn), sum = _mm256_setzero_ps();
+                for (int64_t jb = 0; jb < nk; jb += 8) {
+                    __m256 km = _mm256_castsi256_ps(mask8(nreal - jb));
+                    __m256 pv = _mm256_and_ps(km, bmfm_exp256(_mm256_sub_ps(_mm256_load_ps(&S[r][jb]), vmn)));
+                    _mm256_store_ps(&S[r][jb], pv);
+                    sum = _mm256_add_ps(sum, pv);
+                }
+                alpha[r] = expf(m[r] - mn);
+                l[r] = l[r] * alpha[r] + hsum256(sum);
+                m[r] = mn;
+            }
+            for (int rp = 0; rp < AR; rp += 2) { /* two rows of O in registers */
+                __m256 o[2][4];
+                _Pragma("GCC unroll 2") for (int r = 0; r < 2; r++) {
+                    __m256 va = _mm256_set1_ps(alpha[rp + r]);
+                    _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)
+                        o[r][v] = _mm256_mul_ps(_mm256_load_ps(&O[rp + r][8 * v]), va);
+                }
+                for (int64_t j = 0; j < nreal; j++) {
+                    const float *vp = qkv + (t0 + j0 + j) * C3 + 2 * C + h * HS;
+                    __m256 p0 = _mm256_broadcast_ss(&S[rp][j]), p1 = _mm256_broadcast_ss(&S[rp + 1][j]);
+                    _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {
+                        __m256 vv = _mm256_loadu_ps(vp + 8 * v);
+                        o[0][v] = _mm256_fmadd_ps(p0, vv, o[0][v]);
+                        o[1][v] = _mm256_fmadd_ps(p1, vv, o[1][v]);
+                    }
+                }
+                _Pragma("GCC unroll 2") for (int r = 0; r < 2; r++)
+                    _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)
+                        _mm256_store_ps(&O[rp + r][8 * v], o[r][v]);
+            }
+        }
+        for (int r = 0; r < AR && ib + r < i1; r++) {
+            float inv = 1.0f / l[r];
+            float *orow = out + (t0 + ib + r) * C + h * HS;
+            for (int64_t d = 0; d < HS; d++)
+                orow[d] = O[r][d] * inv;
+            lse[h * N + t0 + ib + r] = m[r] + logf(l[r]);
+        }
+    }
+}
+
+static BMFM_AVX2 void attn_fwd_unit_256(float *out, float *lse, const float *qkv, float *Kt,
+                                        int64_t t0, int64_t T, int64_t i0, int64_t i1, int64_t h,
+                                        int64_t N, int64_t NH, int64_t HS)
+{
+    int64_t C = NH * HS;
+    pack_transposed(Kt, qkv + t0 * 3 * C + C + h * HS, 3 * C, T, ld_of(T), HS);
+    if (HS == 8)
+        attn_fwd_rows_256(out, lse, qkv, Kt, t0, T, i0, i1, h, N, NH, 1);
+    else if (HS == 16)
+        attn_fwd_rows_256(out, lse, qkv, Kt, t0, T, i0, i1, h, N, NH, 2);
+    else
+        attn_fwd_rows_256(out, lse, qkv, Kt, t0, T, i0, i1, h, N, NH, 4);
+}
+
+static inline __attribute__((always_inline)) BMFM_AVX2 void
+attn_bwd_256_impl(float *dqkv, const float *dout, const float *qkv, const float *out,
+                  const float *lse, int64_t t0, int64_t T, int64_t h, int64_t N, int64_t NH,
+                  float *scratch, const int NV)
+{
+    const int64_t HS = 8 * NV, C = NH * HS, C3 = 3 * C, Tp = (T + 7) & ~(int64_t)7, ld = ld_of(T);
+    const __m256 vscale = _mm256_set1_ps(1.0f / sqrtf((float)HS));
+    float *Kt = scratch, *Vt = Kt + HS * ld, *dKt = Vt + HS * ld, *dVt = dKt + HS * ld;
+    float *zero = dVt + HS * ld;
+    pack_transposed(Kt, qkv + t0 * C3 + C + h * HS, C3, T, ld, HS);
+    pack_transposed(Vt, qkv + t0 * C3 + 2 * C + h * HS, C3, T, ld, HS);
+    memset(dKt, 0, sizeof(float) * (size_t)(2 * HS * ld + HS));
+    float dsbuf[AR][8] __attribute__((aligned(32)));
+    float DQ[AR][64] __attribute__((aligned(32)));
+    for (int64_t ib = 0; ib < T; ib += AR) {
+        const float *q[AR], *g[AR];
+        __m256 vl[AR], vD[AR];
+        for (int r = 0; r < AR; r++) {
+            int64_t i = ib + r;
+            if (i < T) {
+                q[r] = qkv + (t0 + i) * C3 + h * HS;
+                g[r] = dout + (t0 + i) * C + h * HS;
+                const float *o = out + (t0 + i) * C + h * HS;
+                float D = 0.0f;
+                for (int64_t d = 0; d < HS; d++)
+                    D += g[r][d] * o[d];
+                vD[r] = _mm256_set1_ps(D);
+                vl[r] = _mm256_set1_ps(lse[h * N + t0 + i]);
+            } else {
+                q[r] = zero, g[r] = zero;
+                vD[r] = _mm256_setzero_ps();
+                vl[r] = _mm256_set1_ps(INFINITY);
+            }
+            for (int64_t d = 0; d < HS; d++)
+                DQ[r][d] = 0.0f;
+        }
+        for (int64_t jb = 0; jb < Tp; jb += 8) {
+            __m256 sc[AR], dp[AR];
+            _Pragma("GCC unroll 4") for (int r = 0; r < AR; r++)
+                sc[r] = _mm256_setzero_ps(), dp[r] = _mm256_setzero_ps();
+            for (int64_t d = 0; d < HS; d++) {
+                __m256 kv = _mm256_loadu_ps(Kt + d * ld + jb), vv = _mm256_loadu_ps(Vt + d * ld + jb);
+                _Pragma("GCC unroll 4") for (int r = 0; r < AR; r++) {
+                    sc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(q[r] + d), kv, sc[r]);
+                    dp[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(g[r] + d), vv, dp[r]);
+                }
+            }
+            __m256 km = _mm256_castsi256_ps(mask8(T - jb));
+            __m256 p[AR], ds[AR];
+            _Pragma("GCC unroll 4") for (int r = 0; r < AR; r++) {
+                p[r] = _mm256_and_ps(km, bmfm_exp256(_mm256_fmsub_ps(sc[r], vscale, vl[r])));
+                ds[r] = _mm256_mul_ps(_mm256_mul_ps(p[r], _mm256_sub_ps(dp[r], vD[r])), vscale);
+                _mm256_store_ps(dsbuf[r], ds[r]);
+            }
+            for (int64_t d = 0; d < HS; d++) {
+                float *dvp = dVt + d * ld + jb, *dkp = dKt + d * ld + jb;
+                __m256 av = _mm256_loadu_ps(dvp), ak = _mm256_loadu_ps(dkp);
+                _Pragma("GCC unroll 4") for (int r = 0; r < AR; r++) {
+                    av = _mm256_fmadd_ps(_mm256_broadcast_ss(g[r] + d), p[r], av);
+                    ak = _mm256_fmadd_ps(_mm256_broadcast_ss(q[r] + d), ds[r], ak);
+                }
+                _mm256_storeu_ps(dvp, av);
+                _mm256_storeu_ps(dkp, ak);
+            }
+            int64_t nreal = T - jb < 8 ? T - jb : 8;
+            for (int rp = 0; rp < AR; rp += 2) {
+                __m256 dq[2][4];
+                _Pragma("GCC unroll 2") for (int r = 0; r < 2; r++)
+                    _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)
+                        dq[r][v] = _mm256_load_ps(&DQ[rp + r][8 * v]);
+                for (int64_t j = 0; j < nreal; j++) {
+                    const float *kp = qkv + (t0 + jb + j) * C3 + C + h * HS;
+                    __m256 b0 = _mm256_broadcast_ss(&dsbuf[rp][j]), b1 = _mm256_broadcast_ss(&dsbuf[rp + 1][j]);
+                    _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {
+                        __m256 kv = _mm256_loadu_ps(kp + 8 * v);
+                        dq[0][v] = _mm256_fmadd_ps(b0, kv, dq[0][v]);
+                        dq[1][v] = _mm256_fmadd_ps(b1, kv, dq[1][v]);
+                    }
+                }
+                _Pragma("GCC unroll 2") for (int r = 0; r < 2; r++)
+                    _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)
+                        _mm256_store_ps(&DQ[rp + r][8 * v], dq[r][v]);
+            }
+        }
+        for (int r = 0; r < AR && ib + r < T; r++) {
+            float *dqp = dqkv + (t0 + ib + r) * C3 + h * HS;
+            for (int64_t d = 0; d < HS; d++)
+                dqp[d] += DQ[r][d];
+        }
+    }
+    add_transposed_kv(dqkv, dKt, dVt, t0, T, h, NH, HS, ld);
+}
+
+static BMFM_AVX2 void attn_bwd_256(float *dqkv, const float *dout, const float *qkv,
+                                   const float *out, const float *lse, int64_t t0, int64_t T,
+                                   int64_t h, int64_t N, int64_t NH, int64_t HS, float *scratch)
+{
+    if (HS == 8)
+        attn_bwd_256_impl(dqkv, dout, qkv, out, lse, t0, T, h, N, NH, scratch, 1);
+    else if (HS == 16)
+        attn_bwd_256_impl(dqkv, dout, qkv, out, lse, t0, T, h, N, NH, scratch, 2);
+    else
+        attn_bwd_256_impl(dqkv, dout, qkv, out, lse, t0, T, h, N, NH, scratch, 4);
+}
+
+/* 2: AVX-512 tiles, 1: AVX2 tiles, 0: the portable per-row loops */
+static int tile_path(int64_t HS)
+{
+    bmfm_isa isa = bmfm_cpu_isa();
+    if (isa >= BMFM_ISA_AVX512 && (HS == 16 || HS == 32 || HS == 64))
+        return 2;
+    if (isa >= BMFM_ISA_AVX2 && (HS == 8 || HS == 16 || HS == 32))
+        return 1;
+    return 0;
 }
 
 /* ---- drivers ---------------------------------------------------------------- */
@@ -514,11 +760,11 @@ void bmfm_attention_forward(float *out, float *lse, const float *qkv, const int6
         return;
     int64_t Tmax = max_cell_len(cu_seqlens, B), ld = ld_of(Tmax);
     int64_t nqb = (Tmax + QB - 1) / QB, units = B * NH * nqb;
-    int wide = use_avx512(HS);
+    int path = tile_path(HS);
     bmfm_isa isa = bmfm_cpu_isa();
 #pragma omp parallel if (units > 1 && (int64_t)Tmax * Tmax * HS * NH * B > 65536)
     {
-        float *Kt = wide ? bmfm_aligned_alloc(sizeof(float) * (size_t)(HS * ld)) : NULL;
+        float *Kt = path ? bmfm_aligned_alloc(sizeof(float) * (size_t)(HS * ld)) : NULL;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t u = 0; u < units; u++) {
             int64_t b = u / (NH * nqb), h = (u / nqb) % NH, qb = u % nqb;
@@ -526,8 +772,10 @@ void bmfm_attention_forward(float *out, float *lse, const float *qkv, const int6
             int64_t i0 = qb * QB, i1 = i0 + QB < T ? i0 + QB : T;
             if (i0 >= T)
                 continue;
-            if (Kt)
+            if (Kt && path == 2)
                 attn_fwd_unit_512(out, lse, qkv, Kt, t0, T, i0, i1, h, N, NH, HS);
+            else if (Kt)
+                attn_fwd_unit_256(out, lse, qkv, Kt, t0, T, i0, i1, h, N, NH, HS);
             else if (isa >= BMFM_ISA_AVX2)
                 attn_fwd_rows_avx2(out, lse, qkv, t0, T, i0, i1, h, N, NH, HS);
             else
@@ -545,20 +793,22 @@ void bmfm_attention_backward(float *dqkv, const float *dout, const float *qkv, c
         return;
     int64_t Tmax = max_cell_len(cu_seqlens, B), ld = ld_of(Tmax);
     int64_t units = B * NH;
-    int wide = use_avx512(HS);
+    int path = tile_path(HS);
     bmfm_isa isa = bmfm_cpu_isa();
     size_t scratch_n = (size_t)(4 * HS * ld + HS + 16);
 #pragma omp parallel if (units > 1 && (int64_t)Tmax * Tmax * HS * NH * B > 65536)
     {
-        float *scratch = wide ? bmfm_aligned_alloc(sizeof(float) * scratch_n) : NULL;
+        float *scratch = path ? bmfm_aligned_alloc(sizeof(float) * scratch_n) : NULL;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t u = 0; u < units; u++) {
             int64_t b = u / NH, h = u % NH;
             int64_t t0 = cu_seqlens[b], T = cu_seqlens[b + 1] - t0;
             if (T <= 0)
                 continue;
-            if (scratch)
+            if (scratch && path == 2)
                 attn_bwd_512(dqkv, dout, qkv, out, lse, t0, T, h, N, NH, HS, scratch);
+            else if (scratch)
+                attn_bwd_256(dqkv, dout, qkv, out, lse, t0, T, h, N, NH, HS, scratch);
             else if (isa >= BMFM_ISA_AVX2)
                 attn_bwd_avx2(dqkv, dout, qkv, out, lse, t0, T, h, N, NH, HS);
             else

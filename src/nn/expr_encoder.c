@@ -141,17 +141,59 @@ void bmfm_mlp_expr_forward(float *out, float *hidden, const float *x, const floa
     }
 }
 
+/* dhidden[n] = (dout[n] @ w2) * lrelu'(hidden[n]) into the encoder's inputs:
+ * dw1/db1 for continuous rows (lrelu preserves the sign, so
+ * lrelu'(pre) == lrelu'(hidden)), dspecial for special rows, in row order. */
+static void mlp_expr_scatter(float *dw1, float *db1, float *dspecial, const float *dact,
+                             const float *hidden, const float *x, int64_t N, int64_t H1,
+                             int32_t n_special, int32_t padding_idx)
+{
+    for (int64_t n = 0; n < N; n++) {
+        const float *hrow = hidden + n * H1, *da = dact + n * H1;
+        if (x[n] > 0.0f) {
+            for (int64_t j = 0; j < H1; j++) {
+                float d1 = hrow[j] > 0.0f ? 1.0f : LRELU_SLOPE;
+                float dpre = da[j] * d1 * d1;
+                if (dw1)
+                    dw1[j] += dpre * x[n];
+                if (db1)
+                    db1[j] += dpre;
+            }
+        } else if (dspecial) {
+            int32_t idx = bmfm_expr_special_index(x[n], n_special);
+            if (!valid_special(idx, n_special) || idx == padding_idx)
+                continue;
+            for (int64_t j = 0; j < H1; j++)
+                dspecial[(int64_t)idx * H1 + j] += da[j] * (hrow[j] > 0.0f ? 1.0f : LRELU_SLOPE);
+        }
+    }
+}
+
 void bmfm_mlp_expr_backward(float *dw1, float *db1, float *dw2, float *db2, float *dspecial,
                             const float *dout, const float *hidden, const float *x,
                             const float *w1, const float *b1, const float *w2, int64_t N,
                             int64_t H1, int64_t C, int32_t n_special, int32_t padding_idx)
 {
+    size_t n = (size_t)(N * H1 > 0 ? N * H1 : 1);
+    float *act = malloc(sizeof(float) * n), *dact = calloc(n, sizeof(float));
+    if (act && dact) {
+        for (int64_t k = 0; k < N * H1; k++)
+            act[k] = lrelu(hidden[k]);
+        bmfm_matmul_backward(dact, dw2, db2, dout, act, w2, N, H1, C);
+        mlp_expr_scatter(dw1, db1, dspecial, dact, hidden, x, N, H1, n_special, padding_idx);
+        free(act);
+        free(dact);
+        return;
+    }
+    free(act);
+    free(dact);
+    /* no memory for the buffers: the same gradients row by row */
     float a[H1 > 0 ? H1 : 1], da[H1 > 0 ? H1 : 1];
     if (db2)
         bmfm_matmul_backward(NULL, NULL, db2, dout, NULL, w2, N, H1, C);
-    for (int64_t n = 0; n < N; n++) {
-        const float *hrow = hidden + n * H1;
-        const float *g = dout + n * C;
+    for (int64_t r = 0; r < N; r++) {
+        const float *hrow = hidden + r * H1;
+        const float *g = dout + r * C;
         for (int64_t j = 0; j < H1; j++) {
             a[j] = lrelu(hrow[j]);
             da[j] = 0.0f;
@@ -163,23 +205,6 @@ void bmfm_mlp_expr_backward(float *dw1, float *db1, float *dw2, float *db2, floa
         for (int64_t c = 0; c < C; c++)
             for (int64_t j = 0; j < H1; j++)
                 da[j] += g[c] * w2[c * H1 + j];
-        /* lrelu preserves the sign, so lrelu'(pre) == lrelu'(hidden) */
-        for (int64_t j = 0; j < H1; j++)
-            da[j] *= hrow[j] > 0.0f ? 1.0f : LRELU_SLOPE;
-        if (x[n] > 0.0f) {
-            for (int64_t j = 0; j < H1; j++) {
-                float dpre = da[j] * (hrow[j] > 0.0f ? 1.0f : LRELU_SLOPE);
-                if (dw1)
-                    dw1[j] += dpre * x[n];
-                if (db1)
-                    db1[j] += dpre;
-            }
-        } else if (dspecial) {
-            int32_t idx = bmfm_expr_special_index(x[n], n_special);
-            if (!valid_special(idx, n_special) || idx == padding_idx)
-                continue;
-            for (int64_t j = 0; j < H1; j++)
-                dspecial[(int64_t)idx * H1 + j] += da[j];
-        }
+        mlp_expr_scatter(dw1, db1, dspecial, da, hrow, x + r, 1, H1, n_special, padding_idx);
     }
 }

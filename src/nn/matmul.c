@@ -1,8 +1,11 @@
 /* matmul.c - linear layers (PyTorch weight layout [OUT, IN]), forward and
  * backward with accumulate semantics.
  *
- * The optimized path is OpenBLAS cblas_sgemm, called single-threaded on
- * fixed tiles that OpenMP distributes. Debian's OpenBLAS is the pthread
+ * Optimized paths: the forward and dinp go through gemm.c (own AVX-512/AVX2
+ * kernel whose rows do not depend on the batch around them; bf16 on request,
+ * matmul_bf16.c); dweight, and everything on pre-AVX2 CPUs, through
+ * OpenBLAS cblas_sgemm, called single-threaded on fixed tiles that OpenMP
+ * distributes. Debian's OpenBLAS is the pthread
  * build, with a second thread pool whose idle threads spin (sched_yield)
  * for ~2^28 cycles after each call and take cores from the OpenMP kernels
  * that follow (attention, norms); driving it from OpenMP keeps one pool in
@@ -11,6 +14,7 @@
  * The `_ref` versions are the plain triple loops (the specification).
  */
 #include "nn/nn.h"
+#include "nn/gemm.h"
 #include "nn/nn_internal.h"
 
 #include <cblas.h>
@@ -73,8 +77,8 @@ void bmfm_matmul_backward_ref(float *dinp, float *dweight, float *dbias, const f
 #define MB 256
 #define NB 384
 #define KC 1024
-#define OB 384
-#define IB 192
+#define OB 128
+#define IB 128
 
 static int64_t cdiv(int64_t a, int64_t b)
 {
@@ -119,6 +123,11 @@ void bmfm_matmul_forward(float *out, const float *inp, const float *weight, cons
 {
     if (N <= 0 || OUT <= 0)
         return;
+    if (bmfm_matmul_get_precision() == BMFM_MATMUL_BF16 &&
+        bmfm_matmul_forward_bf16(out, inp, weight, bias, N, IN, OUT) == 0)
+        return;
+    if (IN > 0 && bmfm_gemm_invariant(out, inp, weight, bias, N, OUT, IN, 1, 0) == 0)
+        return;
     float beta = 0.0f;
     if (bias || IN <= 0) {
 #pragma omp parallel for schedule(static) if (N * OUT > BMFM_NN_PAR_MIN)
@@ -157,7 +166,7 @@ void bmfm_matmul_backward(float *dinp, float *dweight, float *dbias, const float
     if (N <= 0 || IN <= 0 || OUT <= 0)
         return;
     int prev = blas_single_begin();
-    if (dinp)
+    if (dinp && bmfm_gemm_invariant(dinp, dout, weight, NULL, N, IN, OUT, 0, 1) != 0)
         gemm_tiled(0, N, IN, OUT, dout, OUT, weight, IN, 1.0f, dinp, IN);
     if (dweight) {
         int64_t to = cdiv(OUT, OB), ti = cdiv(IN, IB);

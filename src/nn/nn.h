@@ -10,12 +10,15 @@
  *
  * Each kernel has a plain reference version (`_ref`, the specification,
  * written for clarity) and the optimized one used by the model, chosen at run
- * time (AVX-512 / AVX2 / scalar; OpenBLAS for the projections). Results never
- * depend on the number of threads: every reduction has a fixed partition and
- * order.
+ * time (AVX-512 / AVX2 / scalar). Results never depend on the number of
+ * threads: every reduction has a fixed partition and order. Per-token kernels
+ * (projection forward and dinp, norms, activations, attention per cell) give
+ * a cell's rows the same bits whether the cell is alone or in any batch (on
+ * AVX2/AVX-512 CPUs; the projections use an own row-invariant GEMM there and
+ * OpenBLAS elsewhere and for dweight).
  *
- * Implementations: matmul.c, norm.c, activation.c, attention.c, embed.c,
- * expr_encoder.c (one concern per file).
+ * Implementations: matmul.c, gemm.c, matmul_bf16.c, norm.c, activation.c,
+ * attention.c, embed.c, expr_encoder.c, cpu.c (one concern per file).
  */
 #ifndef BMFM_NN_NN_H
 #define BMFM_NN_NN_H
@@ -32,6 +35,18 @@ void bmfm_matmul_forward(float *out, const float *inp, const float *weight, cons
 void bmfm_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                           const float *inp, const float *weight, int64_t N, int64_t IN, int64_t OUT);
 void bmfm_matmul_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
+                             int64_t N, int64_t IN, int64_t OUT);
+/* Inference option: with BMFM_MATMUL_BF16, bmfm_matmul_forward rounds inputs
+ * and weights to bfloat16 and accumulates in float32 (AVX512-BF16 CPUs only;
+ * elsewhere the setting stays FP32). Outputs then differ from float32 by
+ * ~1e-3 of their scale; backward passes are always float32, so keep FP32 for
+ * training. Returns the previous setting. */
+typedef enum { BMFM_MATMUL_FP32 = 0, BMFM_MATMUL_BF16 = 1 } bmfm_matmul_precision;
+bmfm_matmul_precision bmfm_matmul_set_precision(bmfm_matmul_precision p);
+bmfm_matmul_precision bmfm_matmul_get_precision(void);
+/* The bfloat16 forward itself; returns 0, or -1 (out untouched) without
+ * AVX512-BF16 or memory for the bf16 copies. */
+int bmfm_matmul_forward_bf16(float *out, const float *inp, const float *weight, const float *bias,
                              int64_t N, int64_t IN, int64_t OUT);
 void bmfm_matmul_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,
                               const float *inp, const float *weight, int64_t N, int64_t IN,

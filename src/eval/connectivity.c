@@ -1,0 +1,146 @@
+/* connectivity.c - UMAP fuzzy simplicial set (see connectivity.h).
+ *
+ * Arithmetic follows umap's numba code: the distances are float32, the
+ * bisection accumulates in double; we keep sigma, rho and weights in double.
+ */
+#include "eval/connectivity.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+
+#define SMOOTH_K_TOLERANCE 1e-5
+#define MIN_K_DIST_SCALE 1e-3
+#define SMOOTH_N_ITER 64
+
+void bmfm_wgraph_free(bmfm_wgraph *m) {
+    if (!m) return;
+    free(m->indptr);
+    free(m->indices);
+    free(m->data);
+    memset(m, 0, sizeof *m);
+}
+
+void bmfm_connectivity_sigmas(const bmfm_knn *g, double *sigma, double *rho) {
+    int k = g->k;
+    double target = log2((double)k); /* umap: log2(k) * bandwidth */
+    double mean_all = 0;
+    for (int64_t i = 0; i < g->n * k; i++) mean_all += g->dist[i];
+    mean_all /= (double)(g->n * k);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < g->n; i++) {
+        const float *di = g->dist + i * k;
+        /* local_connectivity = 1: rho = first non-zero distance (index 0 of the non-zeros) */
+        float r = 0; /* umap keeps rho and the differences in float32 */
+        for (int j = 0; j < k; j++)
+            if (di[j] > 0) {
+                r = di[j];
+                break;
+            }
+        double lo = 0, hi = DBL_MAX, mid = 1.0; /* umap uses np.inf for hi */
+        for (int it = 0; it < SMOOTH_N_ITER; it++) {
+            double psum = 0;
+            for (int j = 1; j < k; j++) {
+                float dd = di[j] - r;
+                psum += dd > 0 ? exp(-((double)dd / mid)) : 1.0;
+            }
+            if (fabs(psum - target) < SMOOTH_K_TOLERANCE) break;
+            if (psum > target) {
+                hi = mid;
+                mid = (lo + hi) / 2.0;
+            } else {
+                lo = mid;
+                if (hi == DBL_MAX) mid *= 2;
+                else mid = (lo + hi) / 2.0;
+            }
+        }
+        double mean_i = 0;
+        for (int j = 0; j < k; j++) mean_i += di[j];
+        mean_i /= k;
+        if (r > 0) {
+            if (mid < MIN_K_DIST_SCALE * mean_i) mid = MIN_K_DIST_SCALE * mean_i;
+        } else {
+            if (mid < MIN_K_DIST_SCALE * mean_all) mid = MIN_K_DIST_SCALE * mean_all;
+        }
+        sigma[i] = mid;
+        rho[i] = r;
+    }
+}
+
+typedef struct entry {
+    int32_t r, c;
+    double v;
+} entry;
+
+static int entry_cmp(const void *a, const void *b) {
+    const entry *x = a, *y = b;
+    if (x->r != y->r) return (x->r > y->r) - (x->r < y->r);
+    return (x->c > y->c) - (x->c < y->c);
+}
+
+bmfm_status bmfm_connectivity_umap(const bmfm_knn *g, bmfm_wgraph *out) {
+    bmfm_status st = BMFM_OK;
+    int64_t n = g->n;
+    int k = g->k;
+    double *sigma = NULL, *rho = NULL;
+    entry *e = NULL;
+    memset(out, 0, sizeof *out);
+    sigma = bmfm_malloc((size_t)n * sizeof *sigma);
+    rho = bmfm_malloc((size_t)n * sizeof *rho);
+    e = bmfm_malloc((size_t)n * k * 2 * sizeof *e);
+    out->indptr = bmfm_calloc((size_t)n + 1, sizeof *out->indptr);
+    if (!sigma || !rho || !e || !out->indptr) {
+        st = BMFM_E_NOMEM;
+        goto done;
+    }
+    out->n = n;
+    bmfm_connectivity_sigmas(g, sigma, rho);
+    /* A (directed memberships) and its transpose as one entry list. */
+    int64_t ne = 0;
+    for (int64_t i = 0; i < n; i++) {
+        for (int j = 0; j < k; j++) {
+            int32_t c = g->idx[i * k + j];
+            if (c < 0 || c == i) continue;
+            float dd = g->dist[i * k + j] - (float)rho[i];
+            double w = (dd <= 0 || sigma[i] == 0) ? 1.0 : exp(-((double)dd / sigma[i]));
+            if (w == 0) continue;
+            e[ne++] = (entry){(int32_t)i, c, w};
+            e[ne++] = (entry){c, (int32_t)i, w};
+        }
+    }
+    qsort(e, (size_t)ne, sizeof *e, entry_cmp);
+    /* Each (r, c) occurs at most twice: once from A, once from A^T. */
+    int64_t nnz = 0;
+    for (int64_t t = 0; t < ne;) {
+        double v = e[t].v;
+        int64_t u = t + 1;
+        if (u < ne && e[u].r == e[t].r && e[u].c == e[t].c) {
+            v = v + e[u].v - v * e[u].v;
+            u++;
+        }
+        if (v != 0) e[nnz++] = (entry){e[t].r, e[t].c, v};
+        t = u;
+    }
+    out->nnz = nnz;
+    out->indices = bmfm_malloc((size_t)(nnz ? nnz : 1) * sizeof *out->indices);
+    out->data = bmfm_malloc((size_t)(nnz ? nnz : 1) * sizeof *out->data);
+    if (!out->indices || !out->data) {
+        st = BMFM_E_NOMEM;
+        goto done;
+    }
+    for (int64_t t = 0; t < nnz; t++) {
+        out->indptr[e[t].r + 1]++;
+        out->indices[t] = e[t].c;
+        out->data[t] = e[t].v;
+    }
+    for (int64_t i = 0; i < n; i++) out->indptr[i + 1] += out->indptr[i];
+done:
+    free(sigma);
+    free(rho);
+    free(e);
+    if (st != BMFM_OK) bmfm_wgraph_free(out);
+    return st;
+}

@@ -1,0 +1,47 @@
+/* knn.h - exact Euclidean k-nearest-neighbour graph (brute force, BLAS).
+ *
+ * What scanpy's sc.pp.neighbors computes for n_obs < 4096 (sklearn brute force;
+ * for larger n scanpy switches to approximate pynndescent, and this exact graph
+ * is the reference pynndescent approximates). Column 0 of every row is the cell
+ * itself at distance 0 (forced, so duplicated points cannot displace it); the
+ * other columns are sorted by (distance, index), so ties are deterministic.
+ * Distances are float32 sqrt(max(0, d2)) with d2 computed in double from the
+ * centred data. It is not an approximate index and does not handle metrics
+ * other than Euclidean.
+ */
+#ifndef BMFM_EVAL_KNN_H
+#define BMFM_EVAL_KNN_H
+
+#include <stdint.h>
+
+#include "base/error.h"
+
+typedef struct bmfm_knn {
+    int64_t n;      /* rows (cells) */
+    int k;          /* columns, self included */
+    int32_t *idx;   /* n x k neighbour indices, row-major */
+    float *dist;    /* n x k Euclidean distances */
+} bmfm_knn;
+
+/* Exact kNN of the n x d row-major float32 matrix X against itself; k is
+ * clamped to n. Candidates are screened with blocked sgemm on centred data
+ * and re-ranked with distances recomputed in double, so the result does not
+ * depend on the thread count. */
+bmfm_status bmfm_knn_build(const float *X, int64_t n, int64_t d, int k, bmfm_knn *out);
+
+/* A view of the first k columns of g as a new graph (copies). */
+bmfm_status bmfm_knn_subset(const bmfm_knn *g, int k, bmfm_knn *out);
+
+void bmfm_knn_free(bmfm_knn *g);
+
+/* Around an OpenMP region whose threads each call BLAS: OpenBLAS set to one
+ * thread, the previous count restored after. Process-wide, like any OpenBLAS
+ * thread setting. */
+int bmfm_blas_threads_begin(void);
+void bmfm_blas_threads_end(int saved);
+
+/* out = X minus its column means, in double (n x d row-major); the
+ * distance and PCA code centre first to keep ||x||^2 small. */
+void bmfm_center_f64(const float *X, int64_t n, int64_t d, double *out);
+
+#endif

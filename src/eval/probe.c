@@ -1,0 +1,746 @@
+/* probe.c - linear (logistic regression) and kNN probes with stratified CV
+ * and held-out batches. Protocol in probe.h.
+ *
+ * The L-BFGS solver is our own (about 150 lines): the Debian C libraries the
+ * project links (OpenBLAS, igraph, HDF5, ...) have none, liblbfgs would be a
+ * new dependency for one caller, and liblinear's trust-region Newton with
+ * one-vs-rest is not sklearn's multinomial model (metrics.md B13). The solver
+ * mirrors what scipy's L-BFGS-B does on an unconstrained problem: start at 0,
+ * memory m = 10, first step 1/||d||, later steps 1, a line search for the
+ * strong Wolfe conditions with scipy's constants (ftol 1e-3, gtol 0.9), stop
+ * when max|g| <= tol, when the relative decrease of f is <= 2.2e-9 (scipy's
+ * default factr 1e7 * eps), or after max_iter iterations. The line search is
+ * Nocedal & Wright's bracketing/zoom with cubic interpolation instead of
+ * Moré-Thuente's dcsrch, so iterates differ slightly from scipy's while the
+ * minimiser is the same (the objective is strictly convex).
+ */
+#include "eval/probe.h"
+
+#include "base/alloc.h"
+#include "base/rng.h"
+
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void bmfm_probe_options_default(bmfm_probe_options *o) {
+    o->n_folds = 5;
+    o->seed = 0;
+    o->min_class_size = 10;
+    o->C = 1.0;
+    o->max_iter = 100;
+    o->tol = 1e-4;
+    o->knn_k = 5;
+}
+
+/* ------------------------------------------------------------------ folds */
+
+bmfm_status bmfm_probe_folds(const int32_t *labels, int64_t n, int64_t n_labels, int n_folds,
+                             int min_class_size, uint64_t seed, const uint8_t *skip, int32_t *fold) {
+    if (n_folds < 2 || n_folds > BMFM_PROBE_MAX_FOLDS)
+        return bmfm_error_set(BMFM_E_INPUT, "probe: n_folds %d outside [2, %d]", n_folds,
+                              BMFM_PROBE_MAX_FOLDS);
+    bmfm_status st = BMFM_OK;
+    int64_t *count = bmfm_calloc((size_t)n_labels + 1, sizeof *count);
+    int64_t *start = bmfm_calloc((size_t)n_labels + 1, sizeof *start);
+    int32_t *order = bmfm_malloc((size_t)(n ? n : 1) * sizeof *order);
+    if (!count || !start || !order) {
+        st = BMFM_E_NOMEM;
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        fold[i] = -1;
+        int32_t c = labels[i];
+        if (c >= 0 && c < n_labels && !(skip && skip[i])) count[c]++;
+    }
+    for (int64_t c = 0; c < n_labels; c++) start[c + 1] = start[c] + count[c];
+    memset(count, 0, (size_t)n_labels * sizeof *count);
+    for (int64_t i = 0; i < n; i++) {
+        int32_t c = labels[i];
+        if (c >= 0 && c < n_labels && !(skip && skip[i])) order[start[c] + count[c]++] = (int32_t)i;
+    }
+    int64_t counter = 0;
+    for (int64_t c = 0; c < n_labels; c++) {
+        if (count[c] < min_class_size || count[c] == 0) continue;
+        bmfm_rng r;
+        bmfm_rng_seed(&r, seed, (uint64_t)c);
+        bmfm_rng_shuffle_i32(&r, order + start[c], count[c]);
+        for (int64_t j = 0; j < count[c]; j++) fold[order[start[c] + j]] = (int32_t)(counter++ % n_folds);
+    }
+done:
+    free(count);
+    free(start);
+    free(order);
+    return st;
+}
+
+/* ----------------------------------------------------------------- L-BFGS */
+
+typedef double (*lbfgs_fn)(const double *x, double *g, void *ctx);
+
+typedef struct {
+    int n_iter, converged;
+    double f, gmax;
+} lbfgs_info;
+
+extern int openblas_get_num_threads(void);
+extern void openblas_set_num_threads(int);
+
+static double vdot(const double *a, const double *b, int64_t n) {
+    return cblas_ddot((int)n, a, 1, b, 1);
+}
+
+static double vmaxabs(const double *a, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs(a[i]));
+    return m;
+}
+
+/* Minimiser of the cubic through (a, fa, ga), (b, fb, gb), kept inside
+ * [lo + 0.1 w, hi - 0.1 w] of the interval; bisection when it degenerates. */
+static double cubic_min(double a, double fa, double ga, double b, double fb, double gb) {
+    double lo = fmin(a, b), hi = fmax(a, b), w = hi - lo;
+    double d1 = ga + gb - 3 * (fa - fb) / (a - b);
+    double disc = d1 * d1 - ga * gb;
+    double t;
+    if (disc >= 0 && isfinite(disc)) {
+        double d2 = (b > a ? 1 : -1) * sqrt(disc);
+        t = b - (b - a) * (gb + d2 - d1) / (gb - ga + 2 * d2);
+        if (!isfinite(t)) t = 0.5 * (a + b);
+    } else {
+        t = 0.5 * (a + b);
+    }
+    if (t < lo + 0.1 * w || t > hi - 0.1 * w) t = 0.5 * (a + b);
+    return t;
+}
+
+/* Strong Wolfe line search along d from x (f0, g0). On return xn, gn, *fn hold
+ * the accepted point; returns 0, or -1 when no acceptable step was found (the
+ * best point with a decrease is still returned when there is one). */
+static int line_search(lbfgs_fn fn, void *ctx, int64_t n, const double *x, double f0, const double *g0,
+                       const double *d, double stp, double *xn, double *gn, double *fn_out) {
+    const double c1 = 1e-3, c2 = 0.9;
+    double dg0 = vdot(g0, d, n);
+    if (!(dg0 < 0)) return -1;
+    double a_prev = 0, f_prev = f0, dg_prev = dg0;
+    double a_lo = 0, f_lo = f0, dg_lo = dg0, a_hi = 0, f_hi = 0, dg_hi = 0;
+    int zoom = 0;
+    double a = stp;
+    for (int it = 0; it < 40; it++) {
+        for (int64_t i = 0; i < n; i++) xn[i] = x[i] + a * d[i];
+        double f = fn(xn, gn, ctx);
+        double dg = vdot(gn, d, n);
+        if (!zoom) {
+            if (!isfinite(f) || f > f0 + c1 * a * dg0 || (it > 0 && f >= f_prev)) {
+                a_lo = a_prev, f_lo = f_prev, dg_lo = dg_prev;
+                a_hi = a, f_hi = f, dg_hi = dg;
+                zoom = 1;
+            } else if (fabs(dg) <= -c2 * dg0) {
+                *fn_out = f;
+                return 0;
+            } else if (dg >= 0) {
+                a_lo = a, f_lo = f, dg_lo = dg;
+                a_hi = a_prev, f_hi = f_prev, dg_hi = dg_prev;
+                zoom = 1;
+            } else {
+                a_prev = a, f_prev = f, dg_prev = dg;
+                a = a * 4; /* extrapolate */
+                continue;
+            }
+        } else {
+            if (!isfinite(f) || f > f0 + c1 * a * dg0 || f >= f_lo) {
+                a_hi = a, f_hi = f, dg_hi = dg;
+            } else {
+                if (fabs(dg) <= -c2 * dg0) {
+                    *fn_out = f;
+                    return 0;
+                }
+                if (dg * (a_hi - a_lo) >= 0) a_hi = a_lo, f_hi = f_lo, dg_hi = dg_lo;
+                a_lo = a, f_lo = f, dg_lo = dg;
+            }
+        }
+        if (fabs(a_hi - a_lo) < 1e-16 * fmax(1.0, a_lo)) break;
+        a = isfinite(f_hi) ? cubic_min(a_lo, f_lo, dg_lo, a_hi, f_hi, dg_hi) : 0.5 * (a_lo + a_hi);
+    }
+    /* fall back to the best sufficient-decrease point seen (a_lo) */
+    if (a_lo > 0 && f_lo < f0) {
+        for (int64_t i = 0; i < n; i++) xn[i] = x[i] + a_lo * d[i];
+        *fn_out = fn(xn, gn, ctx);
+        return -1;
+    }
+    return -2;
+}
+
+/* Minimise fn from x (in/out). */
+static bmfm_status lbfgs(lbfgs_fn fn, void *ctx, int64_t n, double *x, int max_iter, double gtol,
+                         lbfgs_info *info) {
+    enum { M = 10 };
+    const double ftol = 2.2204460492503131e-09;
+    bmfm_status st = BMFM_OK;
+    double *mem = bmfm_malloc((size_t)n * (2 * M + 5) * sizeof(double));
+    if (!mem) return BMFM_E_NOMEM;
+    double *S = mem, *Y = S + (size_t)n * M, *g = Y + (size_t)n * M, *d = g + n, *xn = d + n,
+           *gn = xn + n, *q = gn + n;
+    double rho[M], alpha[M];
+    int head = 0, len = 0;
+    double f = fn(x, g, ctx);
+    info->n_iter = 0;
+    info->converged = 0;
+    if (!isfinite(f)) {
+        st = bmfm_error_set(BMFM_E_INPUT, "probe: logistic loss is not finite at the start");
+        goto done;
+    }
+    if (vmaxabs(g, n) <= gtol) {
+        info->converged = 1;
+        goto finish;
+    }
+    for (int iter = 0; iter < max_iter; iter++) {
+        /* two-loop recursion: d = -H g */
+        memcpy(q, g, (size_t)n * sizeof *q);
+        for (int j = 0; j < len; j++) {
+            int k = (head - 1 - j + M) % M;
+            alpha[k] = rho[k] * vdot(S + (size_t)k * n, q, n);
+            cblas_daxpy((int)n, -alpha[k], Y + (size_t)k * n, 1, q, 1);
+        }
+        if (len > 0) {
+            int k = (head - 1 + M) % M;
+            double yy = vdot(Y + (size_t)k * n, Y + (size_t)k * n, n);
+            cblas_dscal((int)n, 1.0 / (rho[k] * yy), q, 1);
+        }
+        for (int j = len - 1; j >= 0; j--) {
+            int k = (head - 1 - j + M) % M;
+            double b = rho[k] * vdot(Y + (size_t)k * n, q, n);
+            cblas_daxpy((int)n, alpha[k] - b, S + (size_t)k * n, 1, q, 1);
+        }
+        for (int64_t i = 0; i < n; i++) d[i] = -q[i];
+        double stp = 1.0;
+        if (iter == 0 || len == 0) stp = 1.0 / sqrt(vdot(d, d, n));
+        double fnew = f;
+        int ls = line_search(fn, ctx, n, x, f, g, d, stp, xn, gn, &fnew);
+        if (ls == -2) {
+            /* no descent along d: restart from steepest descent once */
+            if (len == 0) break;
+            len = 0;
+            continue;
+        }
+        info->n_iter = iter + 1;
+        /* update memory */
+        double *s = S + (size_t)head * n, *y = Y + (size_t)head * n;
+        for (int64_t i = 0; i < n; i++) {
+            s[i] = xn[i] - x[i];
+            y[i] = gn[i] - g[i];
+        }
+        double sy = vdot(s, y, n), yy = vdot(y, y, n);
+        if (sy > DBL_EPSILON * yy) {
+            rho[head] = 1.0 / sy;
+            head = (head + 1) % M;
+            if (len < M) len++;
+        }
+        double fold = f;
+        memcpy(x, xn, (size_t)n * sizeof *x);
+        memcpy(g, gn, (size_t)n * sizeof *g);
+        f = fnew;
+        if ((fold - f) <= ftol * fmax(fmax(fabs(fold), fabs(f)), 1.0)) {
+            info->converged = 1;
+            break;
+        }
+        if (vmaxabs(g, n) <= gtol) {
+            info->converged = 1;
+            break;
+        }
+        if (ls < 0) break;
+    }
+finish:
+    info->f = f;
+    info->gmax = vmaxabs(g, n);
+done:
+    free(mem);
+    return st;
+}
+
+/* ------------------------------------------------------ logistic regression */
+
+typedef struct {
+    const double *X;
+    const int32_t *y;
+    int64_t n, d;
+    int K;        /* coefficient rows: 1 (binomial) or n_classes */
+    double lambda;
+    double *raw;  /* n x K */
+} lr_ctx;
+
+static double lr_loss_grad(const double *w, double *g, void *vctx) {
+    lr_ctx *c = vctx;
+    int64_t n = c->n, d = c->d, ld = d + 1;
+    int K = c->K;
+    double loss = 0;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, K, (int)d, 1.0, c->X, (int)d, w,
+                (int)ld, 0.0, c->raw, K);
+    if (K == 1) {
+        double b = w[d];
+        for (int64_t i = 0; i < n; i++) {
+            double r = c->raw[i] + b;
+            /* log(1 + e^r) - y r, and d/dr = sigmoid(r) - y */
+            double l = r > 0 ? r + log1p(exp(-r)) : log1p(exp(r));
+            loss += l - (c->y[i] ? r : 0);
+            double p = r > 0 ? 1.0 / (1.0 + exp(-r)) : exp(r) / (1.0 + exp(r));
+            c->raw[i] = p - (c->y[i] ? 1 : 0);
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            double *r = c->raw + i * K, mx = -INFINITY, s = 0;
+            for (int k = 0; k < K; k++) {
+                r[k] += w[k * ld + d];
+                mx = fmax(mx, r[k]);
+            }
+            for (int k = 0; k < K; k++) s += exp(r[k] - mx);
+            double lse = mx + log(s);
+            loss += lse - r[c->y[i]];
+            for (int k = 0; k < K; k++) r[k] = exp(r[k] - lse);
+            r[c->y[i]] -= 1.0;
+        }
+    }
+    /* gradient of the data term: G^T X (K x d), intercept = column sums of G */
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)d, (int)n, 1.0, c->raw, K, c->X,
+                (int)d, 0.0, g, (int)ld);
+    double pen = 0;
+    for (int k = 0; k < K; k++) {
+        double sb = 0;
+        for (int64_t i = 0; i < n; i++) sb += c->raw[i * K + k];
+        g[k * ld + d] = sb;
+        for (int64_t j = 0; j < d; j++) {
+            double wj = w[k * ld + j];
+            pen += wj * wj;
+            g[k * ld + j] += c->lambda * wj;
+        }
+    }
+    return loss + 0.5 * c->lambda * pen;
+}
+
+bmfm_status bmfm_logreg_fit(const double *X, int64_t n, int64_t d, const int32_t *y, int n_classes,
+                            double C, int max_iter, double tol, bmfm_logreg *out) {
+    memset(out, 0, sizeof *out);
+    if (n_classes < 2) return bmfm_error_set(BMFM_E_INPUT, "probe: logistic regression needs >= 2 classes");
+    if (!(C > 0)) return bmfm_error_set(BMFM_E_INPUT, "probe: C must be > 0");
+    int K = n_classes == 2 ? 1 : n_classes;
+    lr_ctx c = {X, y, n, d, K, 1.0 / C, NULL};
+    c.raw = bmfm_malloc((size_t)(n ? n : 1) * K * sizeof(double));
+    double *w = bmfm_calloc((size_t)K * (d + 1), sizeof(double));
+    if (!c.raw || !w) {
+        free(c.raw);
+        free(w);
+        return BMFM_E_NOMEM;
+    }
+    lbfgs_info info = {0};
+    bmfm_status st = lbfgs(lr_loss_grad, &c, (int64_t)K * (d + 1), w, max_iter, tol, &info);
+    free(c.raw);
+    if (st) {
+        free(w);
+        return st;
+    }
+    out->d = d;
+    out->n_classes = n_classes;
+    out->n_rows = K;
+    out->coef = w;
+    out->loss = info.f;
+    out->grad_max = info.gmax;
+    out->n_iter = info.n_iter;
+    out->converged = info.converged;
+    return BMFM_OK;
+}
+
+void bmfm_logreg_predict(const bmfm_logreg *m, const double *X, int64_t n, int32_t *pred) {
+    int64_t d = m->d, ld = d + 1;
+    for (int64_t i = 0; i < n; i++) {
+        const double *x = X + i * d;
+        if (m->n_rows == 1) {
+            double r = m->coef[d] + vdot(x, m->coef, d);
+            pred[i] = r > 0 ? 1 : 0;
+        } else {
+            int best = 0;
+            double bv = -INFINITY;
+            for (int k = 0; k < m->n_rows; k++) {
+                double r = m->coef[k * ld + d] + vdot(x, m->coef + k * ld, d);
+                if (r > bv) bv = r, best = k;
+            }
+            pred[i] = best;
+        }
+    }
+}
+
+void bmfm_logreg_free(bmfm_logreg *m) {
+    free(m->coef);
+    m->coef = NULL;
+}
+
+/* -------------------------------------------------------------------- kNN */
+
+bmfm_status bmfm_knn_classify(const double *train, int64_t nt, const int32_t *ytrain,
+                              const double *query, int64_t nq, int64_t d, int n_classes, int k,
+                              int32_t *pred) {
+    if (k < 1) return bmfm_error_set(BMFM_E_INPUT, "probe: kNN k must be >= 1");
+    if (k > nt) k = (int)nt;
+    enum { BQ = 128 };
+    bmfm_status st = BMFM_OK;
+    double *tn = bmfm_malloc((size_t)(nt ? nt : 1) * sizeof *tn);
+    double *dist = bmfm_malloc((size_t)BQ * (nt ? nt : 1) * sizeof *dist);
+    if (!tn || !dist) {
+        st = BMFM_E_NOMEM;
+        goto done;
+    }
+    for (int64_t j = 0; j < nt; j++) tn[j] = vdot(train + j * d, train + j * d, d);
+    for (int64_t q0 = 0; q0 < nq; q0 += BQ) {
+        int64_t bq = nq - q0 < BQ ? nq - q0 : BQ;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bq, (int)nt, (int)d, -2.0,
+                    query + q0 * d, (int)d, train, (int)d, 0.0, dist, (int)nt);
+        for (int64_t qi = 0; qi < bq; qi++) {
+            double *row = dist + qi * nt;
+            int32_t idx[64];
+            double best[64];
+            int kk = k < 64 ? k : 64, have = 0;
+            for (int64_t j = 0; j < nt; j++) {
+                double v = row[j] + tn[j]; /* + |q|^2 is constant per row */
+                if (have == kk && v >= best[kk - 1]) continue;
+                int p = have < kk ? have++ : kk - 1;
+                while (p > 0 && best[p - 1] > v) {
+                    best[p] = best[p - 1];
+                    idx[p] = idx[p - 1];
+                    p--;
+                }
+                best[p] = v;
+                idx[p] = (int32_t)j;
+            }
+            int votes[1024] = {0};
+            int nc = n_classes < 1024 ? n_classes : 1024;
+            for (int t = 0; t < have; t++)
+                if (ytrain[idx[t]] < nc) votes[ytrain[idx[t]]]++;
+            int bc = 0;
+            for (int c = 1; c < nc; c++)
+                if (votes[c] > votes[bc]) bc = c;
+            pred[q0 + qi] = bc;
+        }
+    }
+done:
+    free(tn);
+    free(dist);
+    return st;
+}
+
+/* ------------------------------------------------------------------ scores */
+
+double bmfm_f1_macro(const int32_t *y, const int32_t *pred, int64_t n, int n_classes, double *accuracy) {
+    int64_t *tp = calloc((size_t)n_classes * 3 + 1, sizeof *tp);
+    if (!tp) return NAN;
+    int64_t *nt = tp + n_classes, *np = nt + n_classes, correct = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (y[i] < 0 || y[i] >= n_classes || pred[i] < 0 || pred[i] >= n_classes) continue;
+        nt[y[i]]++;
+        np[pred[i]]++;
+        if (y[i] == pred[i]) tp[y[i]]++, correct++;
+    }
+    double sum = 0;
+    int used = 0;
+    for (int c = 0; c < n_classes; c++) {
+        if (!nt[c] && !np[c]) continue;
+        used++;
+        sum += 2.0 * tp[c] / (double)(nt[c] + np[c]);
+    }
+    free(tp);
+    if (accuracy) *accuracy = n ? (double)correct / n : NAN;
+    return used ? sum / used : NAN;
+}
+
+/* ----------------------------------------------------------------- drivers */
+
+/* Which cells are usable, with labels remapped to the kept classes. */
+typedef struct {
+    int32_t *y;      /* kept class per cell, -1 = dropped */
+    uint8_t *finite; /* 1 when the embedding row is finite */
+    int n_classes;
+} kept_labels;
+
+static bmfm_status keep_labels(const float *emb, int64_t n, int64_t d, const int32_t *labels,
+                               int64_t n_labels, int min_size, bmfm_probe_result *out, kept_labels *kl) {
+    kl->y = bmfm_malloc((size_t)(n ? n : 1) * sizeof *kl->y);
+    kl->finite = bmfm_malloc((size_t)(n ? n : 1));
+    int64_t *cnt = bmfm_calloc((size_t)n_labels + 1, sizeof *cnt);
+    int32_t *map = bmfm_malloc(((size_t)n_labels + 1) * sizeof *map);
+    if (!kl->y || !kl->finite || !cnt || !map) {
+        free(cnt);
+        free(map);
+        return BMFM_E_NOMEM;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int finite = 1;
+        for (int64_t j = 0; j < d && finite; j++) finite = isfinite(emb[i * d + j]);
+        kl->finite[i] = (uint8_t)finite;
+        if (!finite) {
+            out->n_dropped_nan++;
+            kl->y[i] = -1;
+        } else if (labels[i] < 0 || labels[i] >= n_labels) {
+            out->n_dropped_label++;
+            kl->y[i] = -1;
+        } else {
+            kl->y[i] = labels[i];
+            cnt[labels[i]]++;
+        }
+    }
+    int K = 0;
+    for (int64_t c = 0; c < n_labels; c++) {
+        if (cnt[c] >= min_size) map[c] = K++;
+        else {
+            map[c] = -1;
+            if (cnt[c] > 0) out->n_classes_dropped++;
+        }
+    }
+    for (int64_t i = 0; i < n; i++) {
+        if (kl->y[i] < 0) continue;
+        kl->y[i] = map[kl->y[i]];
+        if (kl->y[i] < 0) out->n_dropped_label++;
+        else out->n_cells_used++;
+    }
+    kl->n_classes = K;
+    out->n_classes = K;
+    free(cnt);
+    free(map);
+    return BMFM_OK;
+}
+
+static void result_init(bmfm_probe_result *r) {
+    memset(r, 0, sizeof *r);
+    r->lr_f1_macro = r->lr_accuracy = r->knn_f1_macro = r->knn_accuracy = NAN;
+}
+
+/* Train both probes on cells with is_train, score them on cells with is_test.
+ * The classes seen in training are remapped to 0..Kt-1 (as sklearn encodes
+ * them), predictions mapped back. Returns 1 when scored, 0 when training has
+ * fewer than 2 classes. */
+static int fit_eval(const float *emb, int64_t n, int64_t d, const int32_t *y, int K,
+                    const uint8_t *is_train, const uint8_t *is_test, const bmfm_probe_options *o,
+                    double *lr_f1, double *lr_acc, double *knn_f1, double *knn_acc, int *not_conv,
+                    bmfm_status *st) {
+    int64_t ntr = 0, nte = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (y[i] < 0) continue;
+        ntr += is_train[i] != 0;
+        nte += is_test[i] != 0;
+    }
+    int scored = 0;
+    double *Xtr = bmfm_malloc((size_t)(ntr ? ntr : 1) * d * sizeof(double));
+    double *Xte = bmfm_malloc((size_t)(nte ? nte : 1) * d * sizeof(double));
+    double *scale = bmfm_calloc((size_t)d + 1, sizeof(double));
+    int32_t *ytr = bmfm_malloc((size_t)(ntr ? ntr : 1) * sizeof(int32_t));
+    int32_t *yte = bmfm_malloc((size_t)(nte ? nte : 1) * sizeof(int32_t));
+    int32_t *pred = bmfm_malloc((size_t)(nte ? nte : 1) * sizeof(int32_t));
+    int32_t *enc = bmfm_malloc((size_t)(K + 1) * sizeof(int32_t));
+    int32_t *dec = bmfm_malloc((size_t)(K + 1) * sizeof(int32_t));
+    bmfm_logreg m = {0};
+    *st = BMFM_OK;
+    if (!Xtr || !Xte || !scale || !ytr || !yte || !pred || !enc || !dec) {
+        *st = BMFM_E_NOMEM;
+        goto done;
+    }
+    for (int c = 0; c < K; c++) enc[c] = -1;
+    int64_t a = 0, b = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (y[i] < 0) continue;
+        if (is_train[i]) {
+            for (int64_t j = 0; j < d; j++) Xtr[a * d + j] = emb[i * d + j];
+            ytr[a++] = y[i];
+            enc[y[i]] = 0;
+        }
+        if (is_test[i]) {
+            for (int64_t j = 0; j < d; j++) Xte[b * d + j] = emb[i * d + j];
+            yte[b++] = y[i];
+        }
+    }
+    int Kt = 0;
+    for (int c = 0; c < K; c++)
+        if (enc[c] == 0) dec[Kt] = c, enc[c] = Kt++;
+    if (Kt < 2 || nte == 0) goto done;
+    for (int64_t i = 0; i < ntr; i++) ytr[i] = enc[ytr[i]];
+    /* StandardScaler(with_mean=False): population std of the training fold;
+     * (near-)constant features keep scale 1 as sklearn's _handle_zeros_in_scale */
+    for (int64_t j = 0; j < d; j++) {
+        double mu = 0, v = 0;
+        for (int64_t i = 0; i < ntr; i++) mu += Xtr[i * d + j];
+        mu /= (double)ntr;
+        for (int64_t i = 0; i < ntr; i++) {
+            double t = Xtr[i * d + j] - mu;
+            v += t * t;
+        }
+        double sd = sqrt(v / (double)ntr);
+        scale[j] = sd < 10 * DBL_EPSILON * fmax(1.0, fabs(mu)) ? 1.0 : sd;
+    }
+    for (int64_t i = 0; i < ntr; i++)
+        for (int64_t j = 0; j < d; j++) Xtr[i * d + j] /= scale[j];
+    for (int64_t i = 0; i < nte; i++)
+        for (int64_t j = 0; j < d; j++) Xte[i * d + j] /= scale[j];
+
+    *st = bmfm_logreg_fit(Xtr, ntr, d, ytr, Kt, o->C, o->max_iter, o->tol, &m);
+    if (*st) goto done;
+    if (!m.converged) (*not_conv)++;
+    bmfm_logreg_predict(&m, Xte, nte, pred);
+    for (int64_t i = 0; i < nte; i++) pred[i] = dec[pred[i]];
+    *lr_f1 = bmfm_f1_macro(yte, pred, nte, K, lr_acc);
+    if (o->knn_k > 0) {
+        *st = bmfm_knn_classify(Xtr, ntr, ytr, Xte, nte, d, Kt, o->knn_k, pred);
+        if (*st) goto done;
+        for (int64_t i = 0; i < nte; i++) pred[i] = dec[pred[i]];
+        *knn_f1 = bmfm_f1_macro(yte, pred, nte, K, knn_acc);
+    }
+    scored = 1;
+done:
+    bmfm_logreg_free(&m);
+    free(Xtr);
+    free(Xte);
+    free(scale);
+    free(ytr);
+    free(yte);
+    free(pred);
+    free(enc);
+    free(dec);
+    return scored;
+}
+
+static void average_folds(bmfm_probe_result *r, const bmfm_probe_options *o) {
+    if (!r->n_folds) return;
+    double s[4] = {0};
+    for (int f = 0; f < r->n_folds; f++) {
+        s[0] += r->lr_f1_fold[f];
+        s[1] += r->lr_acc_fold[f];
+        s[2] += r->knn_f1_fold[f];
+        s[3] += r->knn_acc_fold[f];
+    }
+    r->lr_f1_macro = s[0] / r->n_folds;
+    r->lr_accuracy = s[1] / r->n_folds;
+    if (o->knn_k > 0) {
+        r->knn_f1_macro = s[2] / r->n_folds;
+        r->knn_accuracy = s[3] / r->n_folds;
+    }
+}
+
+/* Train on the cells of every other group, test on group g, for each group g
+ * (or only `only` when >= 0); groups in parallel, each with single-threaded
+ * BLAS: alternating OpenBLAS's thread pool with OpenMP regions makes the two
+ * runtimes spin against each other on a loaded machine, and the GEMMs here
+ * (cells x features x classes) are too small to gain from BLAS threads. The
+ * result does not depend on the thread count. Returns the number of groups
+ * with test cells that could not be scored (< 2 training classes). */
+static int run_groups(const float *emb, int64_t n, int64_t d, const int32_t *y, int K, const int32_t *grp,
+                      int n_groups, int only, const bmfm_probe_options *o, bmfm_probe_result *out,
+                      bmfm_status *st) {
+    int scored[BMFM_PROBE_MAX_FOLDS] = {0}, has_test[BMFM_PROBE_MAX_FOLDS] = {0}, nc[BMFM_PROBE_MAX_FOLDS] = {0};
+    double r[BMFM_PROBE_MAX_FOLDS][4];
+    bmfm_status gst[BMFM_PROBE_MAX_FOLDS] = {BMFM_OK};
+    if (n_groups > BMFM_PROBE_MAX_FOLDS) n_groups = BMFM_PROBE_MAX_FOLDS;
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int g = 0; g < n_groups; g++) {
+        if (only >= 0 && g != only) continue;
+        uint8_t *tr = malloc((size_t)(n ? n : 1) * 2);
+        if (!tr) {
+            gst[g] = BMFM_E_NOMEM;
+            continue;
+        }
+        uint8_t *te = tr + (n ? n : 1);
+        for (int64_t i = 0; i < n; i++) {
+            te[i] = grp[i] == g;
+            tr[i] = grp[i] >= 0 && grp[i] != g;
+            has_test[g] |= te[i] && y[i] >= 0;
+        }
+        r[g][2] = r[g][3] = NAN;
+        if (has_test[g])
+            scored[g] = fit_eval(emb, n, d, y, K, tr, te, o, &r[g][0], &r[g][1], &r[g][2], &r[g][3], &nc[g], &gst[g]);
+        free(tr);
+    }
+    openblas_set_num_threads(blas_threads);
+    int skipped = 0;
+    for (int g = 0; g < n_groups; g++) {
+        if (gst[g] && !*st) *st = gst[g];
+        out->lr_not_converged += nc[g];
+        if (!scored[g]) {
+            skipped += has_test[g];
+            continue;
+        }
+        int k = out->n_folds++;
+        out->lr_f1_fold[k] = r[g][0];
+        out->lr_acc_fold[k] = r[g][1];
+        out->knn_f1_fold[k] = r[g][2];
+        out->knn_acc_fold[k] = r[g][3];
+    }
+    average_folds(out, o);
+    return skipped;
+}
+
+bmfm_status bmfm_probe_cv(const float *emb, int64_t n, int64_t d, const int32_t *labels,
+                          int64_t n_labels, const bmfm_probe_options *o, bmfm_probe_result *out) {
+    result_init(out);
+    if (o->n_folds < 2 || o->n_folds > BMFM_PROBE_MAX_FOLDS)
+        return bmfm_error_set(BMFM_E_INPUT, "probe: n_folds %d outside [2, %d]", o->n_folds,
+                              BMFM_PROBE_MAX_FOLDS);
+    /* every kept class must reach every training fold, as StratifiedKFold needs */
+    int min_size = o->min_class_size > o->n_folds ? o->min_class_size : o->n_folds;
+    kept_labels kl = {0};
+    bmfm_status st = keep_labels(emb, n, d, labels, n_labels, min_size, out, &kl);
+    int32_t *fold = bmfm_malloc((size_t)(n ? n : 1) * sizeof *fold);
+    uint8_t *skip = bmfm_malloc((size_t)(n ? n : 1));
+    if (st || !fold || !skip) {
+        st = st ? st : BMFM_E_NOMEM;
+        goto done;
+    }
+    if (kl.n_classes < 2) {
+        snprintf(out->note, sizeof out->note,
+                 "probe undefined: %d class(es) with >= %d cells (need 2)", kl.n_classes, min_size);
+        goto done;
+    }
+    /* folds from the caller's codes (not the remapped ones), so that
+     * bmfm_probe_folds(labels, ..., skip = non-finite rows) reproduces them */
+    for (int64_t i = 0; i < n; i++) skip[i] = !kl.finite[i];
+    st = bmfm_probe_folds(labels, n, n_labels, o->n_folds, min_size, o->seed, skip, fold);
+    if (st) goto done;
+    run_groups(emb, n, d, kl.y, kl.n_classes, fold, o->n_folds, -1, o, out, &st);
+done:
+    free(kl.y);
+    free(kl.finite);
+    free(fold);
+    free(skip);
+    return st;
+}
+
+bmfm_status bmfm_probe_heldout_batch(const float *emb, int64_t n, int64_t d, const int32_t *labels,
+                                     int64_t n_labels, const int32_t *batches, int64_t n_batches,
+                                     int test_batch, const bmfm_probe_options *o,
+                                     bmfm_probe_result *out) {
+    result_init(out);
+    if (test_batch >= n_batches)
+        return bmfm_error_set(BMFM_E_INPUT, "probe: held-out batch %d outside [0, %lld)", test_batch,
+                              (long long)n_batches);
+    if (n_batches > BMFM_PROBE_MAX_FOLDS && test_batch < 0)
+        return bmfm_error_set(BMFM_E_UNSUPPORTED, "probe: leave-one-batch-out over %lld batches (at most %d)",
+                              (long long)n_batches, BMFM_PROBE_MAX_FOLDS);
+    kept_labels kl = {0};
+    bmfm_status st = keep_labels(emb, n, d, labels, n_labels, o->min_class_size, out, &kl);
+    if (st) goto done;
+    if (kl.n_classes < 2) {
+        snprintf(out->note, sizeof out->note, "probe undefined: %d class(es) with >= %d cells (need 2)",
+                 kl.n_classes, o->min_class_size);
+        goto done;
+    }
+    int skipped = run_groups(emb, n, d, kl.y, kl.n_classes, batches, (int)n_batches, test_batch, o, out, &st);
+    if (st) goto done;
+    if (!out->n_folds)
+        snprintf(out->note, sizeof out->note,
+                 "held-out-batch probe undefined: no batch leaves >= 2 classes to train on");
+    else if (skipped)
+        snprintf(out->note, sizeof out->note,
+                 "%d held-out batch(es) skipped: < 2 classes in the other batches", skipped);
+done:
+    free(kl.y);
+    free(kl.finite);
+    return st;
+}

@@ -1,0 +1,420 @@
+/* test_eval_metrics.c - the scib metric engine against tests/ref/metrics_oracle.py
+ * (sklearn NMI/ARI/silhouette, numpy re-implementations of the UMAP
+ * connectivities, LISI, kBET and PCR, leidenalg for the Leiden scan) on a
+ * generated blob fixture (with NaN rows, a missing label, a singleton label,
+ * an isolated label), overlapping blobs (a non-trivial Leiden optimum) and on the real harmony cell-line embedding.
+ * Deterministic metrics within 1e-6, clustering scores within 0.02.
+ */
+#include "test_util.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval/cluster_metrics.h"
+#include "eval/connectivity.h"
+#include "eval/graph_metrics.h"
+#include "eval/kbet.h"
+#include "eval/knn.h"
+#include "eval/leiden.h"
+#include "eval/lisi.h"
+#include "eval/pcr.h"
+#include "eval/scib.h"
+#include "eval/silhouette.h"
+
+static char g_dir[1024];
+static int g_have_harmony;
+
+static void *load(const char *fx, const char *suffix, size_t elem, int64_t *count) {
+    char path[1400];
+    snprintf(path, sizeof path, "%s/%s_%s", g_dir, fx, suffix);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *p = malloc((size_t)sz + 1);
+    assert_non_null(p);
+    assert_int_equal(fread(p, 1, (size_t)sz, f), (size_t)sz);
+    fclose(f);
+    if (count) *count = sz / (int64_t)elem;
+    return p;
+}
+
+static double ref(const char *fx, const char *key) {
+    char path[1400], k[128];
+    double v;
+    snprintf(path, sizeof path, "%s/%s_ref.txt", g_dir, fx);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    while (fscanf(f, "%127s %lf", k, &v) == 2)
+        if (!strcmp(k, key)) {
+            fclose(f);
+            return v;
+        }
+    fclose(f);
+    fail_msg("%s: no key %s", path, key);
+    return NAN;
+}
+
+static void near(double got, double want, double tol, const char *what) {
+    if (isnan(want) && isnan(got)) return;
+    if (!(fabs(got - want) <= tol)) fail_msg("%s: got %.10g, oracle %.10g (tol %g)", what, got, want, tol);
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(g_dir, sizeof g_dir, "%s", tu_scratch("oracle"));
+    const char *h = tu_data("embeddings/harmony_cell_lines_scaled_pcs_2370.csv.gz");
+    FILE *f = fopen(h, "rb");
+    g_have_harmony = f != NULL;
+    if (f) fclose(f);
+    int rc = g_have_harmony ? tu_python("metrics_oracle.py %s --harmony %s", g_dir, h)
+                            : tu_python("metrics_oracle.py %s", g_dir);
+    if (!g_have_harmony) fprintf(stderr, "note: %s missing, real-data checks skipped\n", h);
+    return rc == 0 ? 0 : -1;
+}
+
+typedef struct clean {
+    float *X;
+    int32_t *lab, *bat;
+    int64_t n, d;
+} clean;
+
+static void load_clean(const char *fx, clean *c) {
+    int64_t nx;
+    c->lab = load(fx, "clean_lab.i32", 4, &c->n);
+    c->bat = load(fx, "clean_bat.i32", 4, NULL);
+    c->X = load(fx, "clean_X.f32", 4, &nx);
+    assert_non_null(c->X);
+    c->d = nx / c->n;
+}
+
+static void free_clean(clean *c) {
+    free(c->X);
+    free(c->lab);
+    free(c->bat);
+}
+
+static int32_t max_code(const int32_t *a, int64_t n) {
+    int32_t m = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (a[i] > m) m = a[i];
+    return m;
+}
+
+static void check_knn_and_connectivities(const char *fx) {
+    clean c;
+    load_clean(fx, &c);
+    int32_t *ridx = load(fx, "knn_idx.i32", 4, NULL);
+    float *rdist = load(fx, "knn_dist.f32", 4, NULL);
+    bmfm_knn g;
+    assert_int_equal(bmfm_knn_build(c.X, c.n, c.d, 15, &g), BMFM_OK);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < c.n * 15; i++) {
+        if (g.idx[i] != ridx[i]) bad++;
+        near(g.dist[i], rdist[i], 1e-6 * (fabs(rdist[i]) + 1e-30) + 1e-12, "knn distance");
+    }
+    if (bad) fail_msg("%s: %lld kNN indices differ from numpy brute force", fx, (long long)bad);
+
+    /* connectivities from the same kNN */
+    bmfm_wgraph w;
+    assert_int_equal(bmfm_connectivity_umap(&g, &w), BMFM_OK);
+    int64_t nnz;
+    int64_t *rp = load(fx, "conn_indptr.i64", 8, NULL);
+    int32_t *ri = load(fx, "conn_indices.i32", 4, &nnz);
+    double *rv = load(fx, "conn_data.f64", 8, NULL);
+    assert_int_equal(w.nnz, nnz);
+    for (int64_t i = 0; i <= c.n; i++) assert_int_equal(w.indptr[i], rp[i]);
+    double maxerr = 0;
+    for (int64_t t = 0; t < nnz; t++) {
+        assert_int_equal(w.indices[t], ri[t]);
+        double e = fabs(w.data[t] - rv[t]);
+        if (e > maxerr) maxerr = e;
+    }
+    if (maxerr > 1e-6) fail_msg("%s: connectivities differ by %g", fx, maxerr);
+
+    /* the result must not depend on the thread count */
+    omp_set_num_threads(1);
+    bmfm_knn g1;
+    assert_int_equal(bmfm_knn_build(c.X, c.n, c.d, 15, &g1), BMFM_OK);
+    omp_set_num_threads(omp_get_num_procs());
+    assert_memory_equal(g.idx, g1.idx, (size_t)c.n * 15 * 4);
+    assert_memory_equal(g.dist, g1.dist, (size_t)c.n * 15 * 4);
+    bmfm_knn_free(&g1);
+    bmfm_knn_free(&g);
+    bmfm_wgraph_free(&w);
+    free(ridx), free(rdist), free(rp), free(ri), free(rv);
+    free_clean(&c);
+}
+
+static void test_knn_connectivities_blobs(void **s) {
+    (void)s;
+    check_knn_and_connectivities("blobs");
+}
+
+static void test_knn_connectivities_harmony(void **s) {
+    (void)s;
+    if (!g_have_harmony) skip();
+    check_knn_and_connectivities("harmony");
+}
+
+static void check_nmi_ari_silhouette(const char *fx) {
+    clean c;
+    load_clean(fx, &c);
+    int32_t *ca = load(fx, "ca.i32", 4, NULL), *cb = load(fx, "cb.i32", 4, NULL);
+    double v;
+    assert_int_equal(bmfm_nmi(ca, cb, c.n, &v), BMFM_OK);
+    near(v, ref(fx, "nmi_ab"), 1e-9, "nmi(ca, cb)");
+    assert_int_equal(bmfm_ari(ca, cb, c.n, &v), BMFM_OK);
+    near(v, ref(fx, "ari_ab"), 1e-9, "ari(ca, cb)");
+    assert_int_equal(bmfm_nmi(c.lab, cb, c.n, &v), BMFM_OK);
+    near(v, ref(fx, "nmi_lb"), 1e-9, "nmi(lab, cb)");
+    assert_int_equal(bmfm_ari(cb, c.lab, c.n, &v), BMFM_OK); /* symmetric */
+    near(v, ref(fx, "ari_lb"), 1e-9, "ari(cb, lab)");
+
+    double *rs = load(fx, "sil.f64", 8, NULL);
+    double *sil = malloc((size_t)c.n * sizeof *sil);
+    assert_int_equal(bmfm_silhouette_samples(c.X, c.n, c.d, c.lab, max_code(c.lab, c.n) + 1, sil), BMFM_OK);
+    for (int64_t i = 0; i < c.n; i++) near(sil[i], rs[i], 1e-6, "silhouette_samples");
+    near(bmfm_asw_label_from_samples(sil, c.n), ref(fx, "asw_label"), 1e-6, "asw_label");
+    double *sil1 = malloc((size_t)c.n * sizeof *sil1);
+    omp_set_num_threads(1);
+    assert_int_equal(bmfm_silhouette_samples(c.X, c.n, c.d, c.lab, max_code(c.lab, c.n) + 1, sil1), BMFM_OK);
+    omp_set_num_threads(omp_get_num_procs());
+    assert_memory_equal(sil, sil1, (size_t)c.n * sizeof *sil); /* thread count does not matter */
+    free(sil1);
+    free(sil), free(rs), free(ca), free(cb);
+    free_clean(&c);
+}
+
+static void test_nmi_ari_silhouette_blobs(void **s) {
+    (void)s;
+    check_nmi_ari_silhouette("blobs");
+}
+
+static void test_nmi_ari_silhouette_harmony(void **s) {
+    (void)s;
+    if (!g_have_harmony) skip();
+    check_nmi_ari_silhouette("harmony");
+}
+
+static void test_nmi_ari_edge_cases(void **s) {
+    (void)s;
+    int32_t a[6] = {0, 0, 1, 1, 2, 2}, b[6] = {5, 5, 3, 3, 9, 9}, one[6] = {0}, u[6] = {0, 1, 2, 3, 4, 5};
+    double v;
+    bmfm_nmi(a, b, 6, &v);
+    near(v, 1.0, 1e-12, "nmi relabelled");
+    bmfm_ari(a, b, 6, &v);
+    near(v, 1.0, 1e-12, "ari relabelled");
+    bmfm_nmi(one, one, 6, &v);
+    near(v, 1.0, 0, "nmi one class each (sklearn: 1)");
+    bmfm_nmi(one, a, 6, &v);
+    near(v, 0.0, 0, "nmi one class vs three (sklearn: 0)");
+    bmfm_ari(one, one, 6, &v);
+    near(v, 1.0, 0, "ari one class each");
+    bmfm_ari(one, u, 6, &v);
+    near(v, 0.0, 1e-12, "ari one class vs singletons");
+    int32_t neg[2] = {0, -1};
+    assert_int_equal(bmfm_nmi(neg, neg, 2, &v), BMFM_E_INPUT);
+}
+
+/* Equal distances are ordered by index; duplicated points do not displace self. */
+static void test_knn_ties_and_duplicates(void **s) {
+    (void)s;
+    /* 1-D points: 0, 1, -1, 2, -2, 0 (a duplicate of cell 0) */
+    float X[6] = {0, 1, -1, 2, -2, 0};
+    bmfm_knn g;
+    assert_int_equal(bmfm_knn_build(X, 6, 1, 6, &g), BMFM_OK);
+    int32_t want0[6] = {0, 5, 1, 2, 3, 4}, want5[6] = {5, 0, 1, 2, 3, 4};
+    assert_memory_equal(g.idx, want0, sizeof want0);
+    assert_memory_equal(g.idx + 5 * 6, want5, sizeof want5);
+    float wantd[6] = {0, 0, 1, 1, 2, 2};
+    assert_memory_equal(g.dist, wantd, sizeof wantd);
+    /* cell 1 (x=1): 0 and 5 at distance 1 (index order), then 3 (x=2) at 1, then 2 (x=-1) at 2 */
+    int32_t want1[6] = {1, 0, 3, 5, 2, 4};
+    assert_memory_equal(g.idx + 6, want1, sizeof want1);
+    bmfm_knn_free(&g);
+    /* k larger than n is clamped */
+    assert_int_equal(bmfm_knn_build(X, 6, 1, 50, &g), BMFM_OK);
+    assert_int_equal(g.k, 6);
+    bmfm_knn_free(&g);
+}
+
+static void test_chi2_tail(void **s) {
+    (void)s;
+    near(bmfm_chi2_sf(3.841458820694124, 1), 0.05, 1e-12, "chi2 dof 1");
+    near(bmfm_chi2_sf(5.991464547107979, 2), 0.05, 1e-12, "chi2 dof 2");
+    near(bmfm_chi2_sf(2.0, 2), exp(-1.0), 1e-13, "chi2 dof 2 closed form");
+    near(bmfm_chi2_sf(30.0, 9), 0.00043872177097947936, 1e-12, "chi2 dof 9 (scipy)");
+    near(bmfm_chi2_sf(0.0, 3), 1.0, 0, "chi2 at 0");
+}
+
+/* 6 cliques of 8 nodes in a ring, joined by single weak edges: Leiden must
+ * return the cliques at resolution 1 whatever the seed. */
+static void test_leiden_ring_of_cliques(void **s) {
+    (void)s;
+    enum { NC = 6, CS = 8, N = NC * CS };
+    double dense[N][N];
+    memset(dense, 0, sizeof dense);
+    for (int c = 0; c < NC; c++) {
+        for (int i = 0; i < CS; i++)
+            for (int j = 0; j < CS; j++)
+                if (i != j) dense[c * CS + i][c * CS + j] = 1.0;
+        int a = c * CS, b = ((c + 1) % NC) * CS + 1;
+        dense[a][b] = dense[b][a] = 0.1;
+    }
+    bmfm_wgraph w = {.n = N};
+    w.indptr = calloc(N + 1, sizeof *w.indptr);
+    w.indices = malloc(N * N * sizeof *w.indices);
+    w.data = malloc(N * N * sizeof *w.data);
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < N; j++)
+            if (dense[i][j] != 0) {
+                w.indices[w.nnz] = j;
+                w.data[w.nnz++] = dense[i][j];
+            }
+        w.indptr[i + 1] = w.nnz;
+    }
+    int32_t memb[N], truth[N];
+    for (int i = 0; i < N; i++) truth[i] = i / CS;
+    for (uint64_t seed = 0; seed < 3; seed++) {
+        int ncl = 0;
+        assert_int_equal(bmfm_leiden(&w, 1.0, seed, -1, memb, &ncl), BMFM_OK);
+        assert_int_equal(ncl, NC);
+        double ari;
+        bmfm_ari(memb, truth, N, &ari);
+        near(ari, 1.0, 0, "leiden ring of cliques");
+    }
+    /* the same seed gives the same partition */
+    int32_t m2[N];
+    int n1, n2;
+    bmfm_leiden(&w, 0.5, 7, 2, memb, &n1);
+    bmfm_leiden(&w, 0.5, 7, 2, m2, &n2);
+    assert_memory_equal(memb, m2, sizeof memb);
+    bmfm_leiden_scan_result r;
+    assert_int_equal(bmfm_leiden_scan(&w, truth, 0.2, 2.0, 0.2, 0, -1, NULL, &r), BMFM_OK);
+    assert_int_equal(r.n_resolutions, 10);
+    near(r.nmi, 1.0, 1e-12, "scan nmi");
+    bmfm_wgraph_free(&w);
+}
+
+static void check_scib(const char *fx) {
+    int64_t n, nx;
+    int32_t *lab = load(fx, "lab.i32", 4, &n), *bat = load(fx, "bat.i32", 4, NULL);
+    float *X = load(fx, "X.f32", 4, &nx), *pre = load(fx, "pre.f32", 4, NULL);
+    int64_t d = nx / n;
+    bmfm_scib_options o;
+    bmfm_scib_options_default(&o);
+    bmfm_scib_result r;
+    assert_int_equal(bmfm_scib_compute(X, n, d, lab, max_code(lab, n) + 1, bat, max_code(bat, n) + 1, pre, d, &o, &r),
+                     BMFM_OK);
+    fprintf(stderr, "%s: nmi %.4f ari %.4f (leidenalg %.4f %.4f, res %.1f vs %.1f) asw %.4f basw %.4f gc %.4f "
+                    "ilisi %.4f clisi %.4f kbet %.4f pcr %.4f iso %.4f bio %.4f batch %.4f overall %.4f\n  note: %s\n",
+            fx, r.nmi, r.ari, ref(fx, "leidenalg_nmi"), ref(fx, "leidenalg_ari"), r.best_resolution,
+            ref(fx, "leidenalg_res"), r.asw_label, r.asw_batch, r.graph_conn, r.ilisi, r.clisi, r.kbet, r.pcr,
+            r.isolated_asw, r.avg_bio, r.avg_batch, r.overall, r.note);
+    assert_int_equal(r.n_cells_used, (int64_t)ref(fx, "n_used"));
+    assert_int_equal(r.n_cells_used + r.n_dropped_nan + r.n_dropped_missing, n);
+    near(r.asw_label, ref(fx, "asw_label"), 1e-6, "asw_label");
+    near(r.asw_batch, ref(fx, "asw_batch"), 1e-6, "asw_batch");
+    near(r.isolated_asw, ref(fx, "isolated_asw"), 1e-6, "isolated_asw");
+    near(r.graph_conn, ref(fx, "graph_conn"), 1e-6, "graph_conn");
+    near(r.ilisi, ref(fx, "ilisi"), 1e-6, "ilisi");
+    near(r.clisi, ref(fx, "clisi"), 1e-6, "clisi");
+    near(r.kbet, ref(fx, "kbet"), 1e-6, "kbet");
+    near(r.pcr, ref(fx, "pcr"), 1e-6, "pcr");
+    if (pre) {
+        near(r.pcr_pre, ref(fx, "pcr_pre"), 1e-6, "pcr_pre");
+        near(r.pcr_comparison, ref(fx, "pcr_comparison"), 1e-6, "pcr_comparison");
+    } else {
+        assert_true(isnan(r.pcr_comparison));
+    }
+    near(r.nmi, ref(fx, "leidenalg_nmi"), 0.02, "leiden-scan NMI vs leidenalg");
+    near(r.ari, ref(fx, "leidenalg_ari"), 0.02, "leiden-scan ARI vs leidenalg");
+    near(r.avg_bio, (r.nmi + r.ari + r.asw_label) / 3, 1e-12, "avg_bio");
+    near(r.overall, 0.6 * r.avg_bio + 0.4 * (r.asw_batch + r.graph_conn) / 2, 1e-12, "overall");
+    free(lab), free(bat), free(X), free(pre);
+}
+
+static void test_scib_blobs(void **s) {
+    (void)s;
+    check_scib("blobs");
+}
+
+static void test_scib_overlap(void **s) {
+    (void)s;
+    check_scib("overlap");
+    /* two Leiden iterations (scanpy's igraph flavor, scib-metrics) against python-igraph */
+    clean c;
+    load_clean("overlap", &c);
+    bmfm_scib_options o;
+    bmfm_scib_options_default(&o);
+    o.leiden_iterations = 2;
+    o.lisi = o.kbet = o.pcr = o.isolated = 0;
+    bmfm_scib_result r;
+    assert_int_equal(bmfm_scib_compute(c.X, c.n, c.d, c.lab, max_code(c.lab, c.n) + 1, c.bat, 2, NULL, 0, &o, &r),
+                     BMFM_OK);
+    fprintf(stderr, "overlap, 2 iterations: nmi %.4f ari %.4f (python-igraph median %.4f %.4f)\n  protocol: %s\n",
+            r.nmi, r.ari, ref("overlap", "igraph_nmi"), ref("overlap", "igraph_ari"), r.protocol);
+    near(r.nmi, ref("overlap", "igraph_nmi"), 0.02, "2-iteration NMI vs python-igraph");
+    near(r.ari, ref("overlap", "igraph_ari"), 0.02, "2-iteration ARI vs python-igraph");
+    assert_non_null(strstr(r.protocol, "2 iterations"));
+    assert_true(isnan(r.kbet) && isnan(r.ilisi) && isnan(r.pcr)); /* switched off */
+    free_clean(&c);
+}
+
+static void test_scib_harmony(void **s) {
+    (void)s;
+    if (!g_have_harmony) skip();
+    check_scib("harmony");
+}
+
+static void test_scib_undefined_metrics(void **s) {
+    (void)s;
+    clean c;
+    load_clean("blobs", &c);
+    bmfm_scib_result r;
+    bmfm_scib_options o;
+    bmfm_scib_options_default(&o);
+    /* one batch: batch metrics NaN, bio metrics defined */
+    assert_int_equal(bmfm_scib_compute(c.X, c.n, c.d, c.lab, max_code(c.lab, c.n) + 1, NULL, 0, NULL, 0, &o, &r),
+                     BMFM_OK);
+    assert_true(isnan(r.asw_batch) && isnan(r.graph_conn) && isnan(r.ilisi) && isnan(r.kbet) && isnan(r.pcr));
+    assert_true(isnan(r.avg_batch) && isnan(r.overall));
+    assert_false(isnan(r.nmi) || isnan(r.asw_label) || isnan(r.avg_bio));
+    assert_non_null(strstr(r.note, "one batch"));
+    /* one label: bio metrics NaN */
+    int32_t *zero = calloc((size_t)c.n, sizeof *zero);
+    assert_int_equal(bmfm_scib_compute(c.X, c.n, c.d, zero, 1, c.bat, max_code(c.bat, c.n) + 1, NULL, 0, &o, &r),
+                     BMFM_OK);
+    assert_true(isnan(r.nmi) && isnan(r.ari) && isnan(r.asw_label) && isnan(r.clisi) && isnan(r.avg_bio));
+    assert_false(isnan(r.asw_batch) || isnan(r.graph_conn));
+    assert_non_null(strstr(r.note, "one label"));
+    /* bad codes and too few cells are input errors */
+    zero[0] = 5;
+    assert_int_equal(bmfm_scib_compute(c.X, c.n, c.d, zero, 1, NULL, 0, NULL, 0, &o, &r), BMFM_E_INPUT);
+    assert_int_equal(bmfm_scib_compute(c.X, 2, c.d, c.lab, 10, NULL, 0, NULL, 0, &o, &r), BMFM_E_INPUT);
+    free(zero);
+    free_clean(&c);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_nmi_ari_edge_cases),
+        cmocka_unit_test(test_chi2_tail),
+        cmocka_unit_test(test_knn_ties_and_duplicates),
+        cmocka_unit_test(test_leiden_ring_of_cliques),
+        cmocka_unit_test(test_knn_connectivities_blobs),
+        cmocka_unit_test(test_knn_connectivities_harmony),
+        cmocka_unit_test(test_nmi_ari_silhouette_blobs),
+        cmocka_unit_test(test_nmi_ari_silhouette_harmony),
+        cmocka_unit_test(test_scib_blobs),
+        cmocka_unit_test(test_scib_overlap),
+        cmocka_unit_test(test_scib_harmony),
+        cmocka_unit_test(test_scib_undefined_metrics),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
