@@ -3,7 +3,7 @@
  * head outputs) to 1e-5 and all parameter gradients to 1e-4 relative to the
  * tensor scale, for the 47M-style variant (CLS + CLS_0..3, WCED, label heads
  * on raw [CLS_k]) and the 32M-style variant (pooler label heads with GRL,
- * MLM heads); recomputation gives the same gradients; a cell embedded alone
+ * MLM heads), the same with the v1 MLP expression encoder; recomputation gives the same gradients; a cell embedded alone
  * or in a batch, with 1 or 2 threads, is bit-identical; broken model
  * directories give errors naming the tensor; save + reload round trip. */
 #include "test_util.h"
@@ -46,8 +46,8 @@ static float *ref_get(ref_case *rc, const char *name, int64_t *numel) {
 static void ref_setup(ref_case *rc, const char *variant) {
     memset(rc, 0, sizeof *rc);
     snprintf(rc->dir, sizeof rc->dir, "%s", tu_scratch(variant));
-    static char made[2][16]; /* the oracle runs once per variant and process */
-    int slot = strcmp(variant, "47m") == 0 ? 0 : 1;
+    static char made[3][16]; /* the oracle runs once per variant and process */
+    int slot = strcmp(variant, "47m") == 0 ? 0 : strcmp(variant, "32m") == 0 ? 1 : 2;
     if (strcmp(made[slot], variant) != 0) {
         assert_int_equal(tu_python("llama_ref.py make %s --variant %s --seed 7", rc->dir, variant), 0);
         snprintf(made[slot], sizeof made[slot], "%s", variant);
@@ -226,6 +226,11 @@ static void test_parity_32m_mlm_pooler_grl(void **state) {
     run_parity("32m", 0);
 }
 
+static void test_parity_mlp_expression_encoder(void **state) {
+    (void)state;
+    run_parity("mlp", 0);
+}
+
 static void test_parity_with_recomputation(void **state) {
     (void)state;
     run_parity("47m", 1);
@@ -328,6 +333,18 @@ static void test_save_reload_round_trip_and_init(void **state) {
     assert_int_equal(m2.cfg.labels[0].decode_from, 1);
     assert_string_equal(m2.cfg.labels[1].class_names[2], "tissue_2");
     assert_true(m2.cfg.wced && m2.cfg.V == 300 && m2.cfg.F == 256 && m2.cfg.n_spec_rows == 37);
+    /* n_unique_values null: the class count comes from label_dict, else from the weights */
+    assert_int_equal(tu_system("/usr/bin/python3 -c \"import json; p='%s/config.json'; c=json.load(open(p)); "
+                               "c['label_columns'][1]['n_unique_values']=None; json.dump(c, open(p, 'w'))\"", out), 0);
+    bmfm_model m3;
+    assert_int_equal(bmfm_checkpoint_load(&m3, out), BMFM_OK);
+    assert_int_equal(m3.cfg.labels[1].n_classes, 4);
+    bmfm_model_free(&m3);
+    assert_int_equal(tu_system("rm %s/checkpoint_metadata.json", out), 0);
+    assert_int_equal(bmfm_checkpoint_load(&m3, out), BMFM_OK);
+    assert_int_equal(m3.cfg.labels[1].n_classes, 4);
+    assert_null(m3.cfg.labels[1].class_names);
+    bmfm_model_free(&m3);
     /* init: deterministic, PyTorch-default statistics, padding rows zero */
     bmfm_model_init(&m2, 42);
     float *a = malloc((size_t)m2.table.total * sizeof(float));
@@ -345,14 +362,41 @@ static void test_save_reload_round_trip_and_init(void **state) {
     ref_teardown(&rc);
 }
 
+static void test_new_model_save_load(void **state) {
+    (void)state;
+    bmfm_model_config cfg;
+    bmfm_config_default(&cfg, 32, 2, 2, 100, 36);
+    cfg.mlm_regression = cfg.mlm_is_zero = 1;
+    assert_int_equal(bmfm_config_add_label(&cfg, "cell_type", 7, -1, 0, 0.0f), BMFM_OK);
+    assert_int_equal(bmfm_config_add_label(&cfg, "donor_id", 5, -1, 0, 1.0f), BMFM_OK);
+    bmfm_model m, m2;
+    assert_int_equal(bmfm_model_create(&m, &cfg), BMFM_OK);
+    assert_true(bmfm_param_table_find(&m.table, "model.cls.label_predictions.predictions.label_decoders.donor_id.decoder.1.weight") >= 0);
+    assert_true(bmfm_param_table_find(&m.table, "model.core.encoder.blocks.0.rms_1.scale") < 0);
+    bmfm_model_init(&m, 3);
+    const char *dir = tu_scratch("new");
+    assert_int_equal(bmfm_checkpoint_save(&m, dir), BMFM_OK);
+    bmfm_status s = bmfm_checkpoint_load(&m2, dir);
+    if (s) fail_msg("%s", bmfm_error_message());
+    assert_int_equal(m2.table.total, m.table.total);
+    assert_memory_equal(m2.param_mem, m.param_mem, (size_t)m.table.total * sizeof(float));
+    assert_true(m2.cfg.mlm_regression && m2.cfg.mlm_is_zero && !m2.cfg.wced && m2.cfg.n_labels == 2);
+    assert_true(m2.cfg.labels[1].has_grl && m2.cfg.labels[1].grl_coef == 1.0f && m2.cfg.labels[0].decode_from == -1);
+    assert_true(m2.cfg.basis_scale == 0.01 && m2.cfg.n_sin_basis == 48 && m2.cfg.F == 256);
+    bmfm_model_free(&m);
+    bmfm_model_free(&m2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parity_47m_wced_cls_heads),
         cmocka_unit_test(test_parity_32m_mlm_pooler_grl),
+        cmocka_unit_test(test_parity_mlp_expression_encoder),
         cmocka_unit_test(test_parity_with_recomputation),
         cmocka_unit_test(test_alone_or_batched_and_threads_bit_identical),
         cmocka_unit_test(test_broken_model_dirs_name_the_tensor),
         cmocka_unit_test(test_save_reload_round_trip_and_init),
+        cmocka_unit_test(test_new_model_save_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

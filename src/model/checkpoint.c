@@ -79,6 +79,7 @@ static bmfm_status read_label_dict(bmfm_model_config *cfg, const char *text, con
         bmfm_label_cfg *l = &cfg->labels[i];
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(ld, l->name);
         if (!cJSON_IsObject(d) || l->is_regression) continue;
+        if (l->n_classes == 0) l->n_classes = cJSON_GetArraySize(d); /* n_unique_values was null */
         if (cJSON_GetArraySize(d) != l->n_classes) {
             s = bmfm_error_set(BMFM_E_INPUT, "%s: label_dict.%s has %d values, the head has %lld outputs", path, l->name,
                                cJSON_GetArraySize(d), (long long)l->n_classes);
@@ -127,8 +128,26 @@ bmfm_status bmfm_checkpoint_load(bmfm_model *m, const char *dir) {
             return s;
         }
     }
-    BMFM_TRY(bmfm_model_create(m, &cfg));
     bmfm_path_join(path, sizeof path, dir, "model.safetensors");
+    for (int i = 0; i < cfg.n_labels; i++) {
+        if (cfg.labels[i].n_classes > 0) continue;
+        /* neither n_unique_values nor label_dict: the decoder weight tells */
+        bmfm_safetensors st;
+        char nm[512];
+        snprintf(nm, sizeof nm, "model.cls.label_predictions.predictions.label_decoders.%s.%s.weight", cfg.labels[i].name,
+                 cfg.labels[i].has_grl ? "decoder.1" : "decoder");
+        bmfm_status s = bmfm_safetensors_open(&st, path);
+        const bmfm_st_tensor *t = s == BMFM_OK ? bmfm_safetensors_find(&st, nm) : NULL;
+        if (t && t->ndim == 2) cfg.labels[i].n_classes = t->shape[0];
+        if (s == BMFM_OK) bmfm_safetensors_close(&st);
+        if (cfg.labels[i].n_classes <= 0) {
+            s = s ? s : bmfm_error_set(BMFM_E_INPUT, "%s: label %s has no n_unique_values, label_dict entry or tensor %s", dir,
+                                       cfg.labels[i].name, nm);
+            bmfm_config_free(&cfg);
+            return s;
+        }
+    }
+    BMFM_TRY(bmfm_model_create(m, &cfg));
     bmfm_status s = bmfm_checkpoint_load_weights(m, path);
     if (s != BMFM_OK) bmfm_model_free(m);
     return s;

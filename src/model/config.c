@@ -179,15 +179,15 @@ static bmfm_status parse_label(bmfm_model_config *cfg, const cJSON *l, const cha
     char where[BMFM_NAME_MAX + 32];
     snprintf(where, sizeof where, "label_columns[%s].", nm->valuestring);
     int is_reg = get_bool(l, "is_regression_label", 0);
-    int64_t n = 1, depth = 1, dec = -1;
-    BMFM_TRY(get_int(l, "n_unique_values", &n, !is_reg, path, where));
+    int64_t n = is_reg ? 1 : 0, depth = 1, dec = -1; /* 0: unknown, taken from label_dict or the weights */
+    BMFM_TRY(get_int(l, "n_unique_values", &n, 0, path, where));
     BMFM_TRY(get_int(l, "classifier_depth", &depth, 0, path, where));
     BMFM_TRY(get_int(l, "decode_from", &dec, 0, path, where));
     if (depth != 1) return bmfm_error_set(BMFM_E_UNSUPPORTED, "%s: %sclassifier_depth %lld (only 1)", path, where, (long long)depth);
     const cJSON *tg = get(l, "task_group");
     if (tg && !cJSON_IsNull(tg)) return bmfm_error_set(BMFM_E_UNSUPPORTED, "%s: %stask_group is not supported", path, where);
     if (get_bool(l, "is_multilabel", 0)) return bmfm_error_set(BMFM_E_UNSUPPORTED, "%s: %sis_multilabel is not supported", path, where);
-    if (!is_reg && n < 1) return bmfm_error_set(BMFM_E_INPUT, "%s: %sn_unique_values %lld", path, where, (long long)n);
+    if (n < 0) return bmfm_error_set(BMFM_E_INPUT, "%s: %sn_unique_values %lld", path, where, (long long)n);
     float grl = 0;
     BMFM_TRY(get_float(l, "gradient_reversal_coefficient", &grl, path, where));
     BMFM_TRY(bmfm_config_add_label(cfg, nm->valuestring, n, (int)dec, is_reg, grl));

@@ -15,7 +15,8 @@
  *     tokenization_strategy, decode_modes ({"wced": {"logit_outputs": [...]}}
  *     or {"regression": {}, "is_zero": {}}), encoder_kwargs (kind,
  *     n_sin_basis, basis_scale, zero_as_special_token, trainable);
- *   label_columns[]: label_column_name, n_unique_values, is_regression_label,
+ *   label_columns[]: label_column_name, n_unique_values (null: the size of
+ *     the label's label_dict, else the rows of its decoder weight), is_regression_label,
  *     decode_from, gradient_reversal_coefficient, label_ontology,
  *     classifier_depth (must be 1), task_group (must be null).
  * Not supported (clear error): BERT / ModernBERT backbones, tokenized
@@ -34,7 +35,7 @@ typedef enum { BMFM_EXPR_SCALE_ADAPT = 0, BMFM_EXPR_MLP_SPECIAL = 1 } bmfm_expr_
 
 typedef struct bmfm_label_cfg {
     char name[BMFM_NAME_MAX];
-    int64_t n_classes;     /* output size (1 for regression) */
+    int64_t n_classes;     /* output size (1 for regression); 0 = unknown until a checkpoint fills it */
     int decode_from;       /* token position read by the head; -1 = the tanh pooler */
     int is_regression;
     int has_grl;           /* gradient reversal in front of the linear layer */

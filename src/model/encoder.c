@@ -12,7 +12,13 @@ bmfm_status bmfm_model_create(bmfm_model *m, bmfm_model_config *cfg) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
-    bmfm_status s = bmfm_param_table_build(&m->table, &m->cfg);
+    bmfm_status s = BMFM_OK;
+    for (int i = 0; i < m->cfg.n_labels; i++)
+        if (m->cfg.labels[i].n_classes < 1) {
+            s = bmfm_error_set(BMFM_E_INPUT, "label head %s: number of classes unknown", m->cfg.labels[i].name);
+            goto fail;
+        }
+    s = bmfm_param_table_build(&m->table, &m->cfg);
     if (s != BMFM_OK) goto fail;
     m->param_mem = bmfm_aligned_alloc((size_t)m->table.total * sizeof(float));
     if (!m->param_mem) {
@@ -65,26 +71,12 @@ static float *take(float *base, int64_t *off, int64_t n) {
     return p;
 }
 
-/* OpenBLAS (0.3.x, SkylakeX kernels) routes C[OUT x N] = W X^T to its small-
- * matrix kernel when OUT*N <= 1200 and OUT*N*IN <= 1e6, and N = 1 to gemv;
- * both sum in another order than the blocked kernel. 2048/OUT rows keep
- * every call on the blocked path with a margin. */
-static int64_t invariant_rows(int64_t IN, int64_t OUT) {
-    (void)IN;
-    int64_t rows = 2048 / (OUT > 0 ? OUT : 1) + 1;
-    return rows < 8 ? 8 : rows;
-}
-
 static void layout_acts(bmfm_acts *a, const bmfm_model_config *c, float *base) {
     int64_t N = a->max_N, B = a->max_B, C = c->C, F = c->F, off = 0;
     int64_t nf = c->expr_kind == BMFM_EXPR_SCALE_ADAPT ? 2 * c->n_sin_basis : c->expr_hidden;
-    /* the expression encoders call bmfm_matmul_forward inside nn/: pad their rows */
-    a->expr_rows = invariant_rows(nf, C);
-    int64_t NE = N > a->expr_rows ? N : a->expr_rows;
     a->emb = take(base, &off, N * C);
-    a->expr_out = take(base, &off, NE * C);
-    a->feat = take(base, &off, NE * nf);
-    a->expr_pad = take(base, &off, NE);
+    a->expr_out = take(base, &off, N * C);
+    a->feat = take(base, &off, N * nf);
     a->ln_mean = take(base, &off, N);
     a->ln_rstd = take(base, &off, N);
     for (int i = 0; i < a->n_res; i++) a->res[i] = take(base, &off, N * C);
@@ -182,32 +174,6 @@ nomem:
 
 /* ---- forward ---------------------------------------------------------------- */
 
-void bmfm_model_matmul(float *out, const float *inp, const float *weight, const float *bias, int64_t N, int64_t IN,
-                       int64_t OUT) {
-    int64_t rows = invariant_rows(IN, OUT);
-    if (N >= rows) {
-        bmfm_matmul_forward(out, inp, weight, bias, N, IN, OUT);
-        return;
-    }
-    static _Thread_local float *buf;
-    static _Thread_local size_t cap;
-    size_t need = (size_t)(rows * (IN + OUT));
-    if (need > cap) {
-        float *nb = realloc(buf, need * sizeof(float));
-        if (!nb) { /* cannot pad: still correct, only not batch-invariant */
-            bmfm_matmul_forward(out, inp, weight, bias, N, IN, OUT);
-            return;
-        }
-        buf = nb;
-        cap = need;
-    }
-    float *pin = buf, *pout = buf + rows * IN;
-    memcpy(pin, inp, (size_t)(N * IN) * sizeof(float));
-    memset(pin + N * IN, 0, (size_t)((rows - N) * IN) * sizeof(float));
-    bmfm_matmul_forward(pout, pin, weight, bias, rows, IN, OUT);
-    memcpy(out, pout, (size_t)(N * OUT) * sizeof(float));
-}
-
 static float *res_at(const bmfm_acts *a, int l) { return a->res[a->n_res == 2 ? l % 2 : l]; }
 
 static bmfm_block_acts *blk_at(const bmfm_acts *a, int l) { return &a->blk[a->n_blk == 1 ? 0 : l]; }
@@ -224,15 +190,15 @@ static void block_forward(bmfm_model *m, int l) {
         bmfm_rmsnorm_forward(k->rms1, k->rms1_rstd, in, w->rms1, N, C, c->rms_eps);
         a_in = k->rms1;
     }
-    bmfm_model_matmul(k->qkv, a_in, w->c_attn, NULL, N, C, 3 * C);
+    bmfm_matmul_forward(k->qkv, a_in, w->c_attn, NULL, N, C, 3 * C);
     bmfm_attention_forward(k->att, k->lse, k->qkv, m->cur_cu, m->cur_B, N, c->NH, C / c->NH);
-    bmfm_model_matmul(k->mid, k->att, w->proj, NULL, N, C, C);
+    bmfm_matmul_forward(k->mid, k->att, w->proj, NULL, N, C, C);
     bmfm_add_inplace(k->mid, in, N * C);
     bmfm_rmsnorm_forward(k->rms2, k->rms2_rstd, k->mid, w->rms2, N, C, c->rms_eps);
-    bmfm_model_matmul(k->fa, k->rms2, w->fc1, NULL, N, C, F);
-    bmfm_model_matmul(k->fb, k->rms2, w->fc2, NULL, N, C, F);
+    bmfm_matmul_forward(k->fa, k->rms2, w->fc1, NULL, N, C, F);
+    bmfm_matmul_forward(k->fb, k->rms2, w->fc2, NULL, N, C, F);
     bmfm_swiglu_forward(k->sw, k->fa, k->fb, N * F);
-    bmfm_model_matmul(out, k->sw, w->cproj, NULL, N, F, C);
+    bmfm_matmul_forward(out, k->sw, w->cproj, NULL, N, F, C);
     bmfm_add_inplace(out, k->mid, N * C);
 }
 
@@ -272,20 +238,12 @@ bmfm_status bmfm_encoder_forward(bmfm_model *m, const bmfm_batch *b) {
     m->cur_ids = b->gene_ids;
     m->cur_expr = b->expr;
     bmfm_embedding_forward(a->emb, b->gene_ids, m->p.gene_emb, N, C);
-    const float *x = b->expr;
-    int64_t NE = N;
-    if (N < a->expr_rows) { /* extra rows hold the zero token; their outputs are unused */
-        NE = a->expr_rows;
-        memcpy(a->expr_pad, b->expr, (size_t)N * sizeof(float));
-        memset(a->expr_pad + N, 0, (size_t)(NE - N) * sizeof(float));
-        x = a->expr_pad;
-    }
     if (c->expr_kind == BMFM_EXPR_SCALE_ADAPT)
-        bmfm_scale_adapt_forward(a->expr_out, a->feat, x, m->p.basis, m->p.expr_dense, m->p.spec_emb, NE,
+        bmfm_scale_adapt_forward(a->expr_out, a->feat, b->expr, m->p.basis, m->p.expr_dense, m->p.spec_emb, N,
                                  c->n_sin_basis, C, (int32_t)c->n_special);
     else
-        bmfm_mlp_expr_forward(a->expr_out, a->feat, x, m->p.mlp_w1, m->p.mlp_b1, m->p.mlp_w2, m->p.mlp_b2,
-                              m->p.spec_emb, NE, c->expr_hidden, C, (int32_t)c->n_special);
+        bmfm_mlp_expr_forward(a->expr_out, a->feat, b->expr, m->p.mlp_w1, m->p.mlp_b1, m->p.mlp_w2, m->p.mlp_b2,
+                              m->p.spec_emb, N, c->expr_hidden, C, (int32_t)c->n_special);
     bmfm_add_inplace(a->emb, a->expr_out, N * C);
     bmfm_layernorm_forward(res_at(a, 0), a->ln_mean, a->ln_rstd, a->emb, m->p.ln_w, m->p.ln_b, N, C, c->ln_eps);
     for (int l = 0; l < c->NL; l++) block_forward(m, l);

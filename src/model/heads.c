@@ -22,7 +22,7 @@ static void scatter_add_rows(float *dz, const float *src, const int64_t *cu, int
 static void transform_forward(const bmfm_model *m, float *td, float *tg, float *t, float *mean, float *rstd,
                               const float *in, int64_t R) {
     int64_t C = m->cfg.C;
-    bmfm_model_matmul(td, in, m->p.tr_w, m->p.tr_b, R, C, C);
+    bmfm_matmul_forward(td, in, m->p.tr_w, m->p.tr_b, R, C, C);
     bmfm_gelu_forward(tg, td, R * C);
     bmfm_layernorm_forward(t, mean, rstd, tg, m->p.tr_ln_w, m->p.tr_ln_b, R, C, m->cfg.ln_eps);
 }
@@ -45,16 +45,16 @@ bmfm_status bmfm_heads_forward(bmfm_model *m, bmfm_head_sel sel) {
     const float *z = bmfm_encoder_output(m);
     const int64_t *cu = m->cur_cu;
     gather_rows(a->z0, z, cu, B, 0, C);
-    bmfm_model_matmul(a->pool, a->z0, m->p.pool_w, m->p.pool_b, B, C, C);
+    bmfm_matmul_forward(a->pool, a->z0, m->p.pool_w, m->p.pool_b, B, C, C);
     bmfm_tanh_forward(a->pool, a->pool, B * C);
     if (sel.wced && c->wced) {
         transform_forward(m, a->w_td, a->w_tg, a->w_t, a->w_mean, a->w_rstd, a->z0, B);
-        bmfm_model_matmul(a->wced_out, a->w_t, m->p.wced_w, m->p.wced_b, B, C, c->wced_n_out * c->V);
+        bmfm_matmul_forward(a->wced_out, a->w_t, m->p.wced_w, m->p.wced_b, B, C, c->wced_n_out * c->V);
     }
     if (sel.mlm && (c->mlm_regression || c->mlm_is_zero)) {
         transform_forward(m, a->m_td, a->m_tg, a->m_t, a->m_mean, a->m_rstd, z, N);
-        if (c->mlm_regression) bmfm_model_matmul(a->mlm_reg, a->m_t, m->p.reg_w, m->p.reg_b, N, C, 1);
-        if (c->mlm_is_zero) bmfm_model_matmul(a->mlm_iz, a->m_t, m->p.iz_w, m->p.iz_b, N, C, 1);
+        if (c->mlm_regression) bmfm_matmul_forward(a->mlm_reg, a->m_t, m->p.reg_w, m->p.reg_b, N, C, 1);
+        if (c->mlm_is_zero) bmfm_matmul_forward(a->mlm_iz, a->m_t, m->p.iz_w, m->p.iz_b, N, C, 1);
     }
     if (sel.labels) {
         for (int i = 0; i < c->n_labels; i++) {
@@ -68,7 +68,7 @@ bmfm_status bmfm_heads_forward(bmfm_model *m, bmfm_head_sel sel) {
             } else {
                 memcpy(a->lab_in[i], a->pool, (size_t)(B * C) * sizeof(float));
             }
-            bmfm_model_matmul(a->logits[i], a->lab_in[i], m->p.lab_w[i], m->p.lab_b[i], B, C, l->n_classes);
+            bmfm_matmul_forward(a->logits[i], a->lab_in[i], m->p.lab_w[i], m->p.lab_b[i], B, C, l->n_classes);
         }
     }
     return BMFM_OK;

@@ -26,8 +26,6 @@ typedef struct bmfm_acts {
     int64_t total;
     /* embeddings */
     float *emb, *expr_out, *feat, *ln_mean, *ln_rstd;
-    float *expr_pad;    /* [max(N, expr_rows)] padded expression input (see bmfm_model_matmul) */
-    int64_t expr_rows;  /* rows the expression encoder runs on at least */
     float **res;        /* residual stream: res[l] is the input of block l, res[NL] = z */
     int n_res;          /* NL+1, or 2 (ping-pong) in inference without keep_hidden */
     bmfm_block_acts *blk;
@@ -67,14 +65,5 @@ void bmfm_model_zero_grads(bmfm_model *m);
 bmfm_status bmfm_model_alloc_acts(bmfm_model *m, int64_t max_N, int64_t max_B, int training, int recompute,
                                   int keep_hidden);
 void bmfm_model_free(bmfm_model *m);
-
-/* bmfm_matmul_forward whose rows do not depend on N: OpenBLAS takes other
- * code paths (small-matrix kernel, gemv) for few rows, whose sums are
- * ordered differently, so a cell alone would not match the same cell in a
- * batch. Few rows are computed inside a zero-padded block large enough for
- * the general path (OpenBLAS 0.3 uses its small kernel when OUT*N <= 1200
- * and OUT*N*IN <= 1e6; we pad to max(8, 2048/OUT + 1) rows). */
-void bmfm_model_matmul(float *out, const float *inp, const float *weight, const float *bias, int64_t N, int64_t IN,
-                       int64_t OUT);
 
 #endif

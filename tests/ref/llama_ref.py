@@ -79,12 +79,14 @@ class Cfg:
         self.basis_scale = 0.01
         self.variant = variant
         self.wced = variant == "47m"
-        self.mlm = variant == "32m"
+        self.mlm = variant in ("32m", "mlp")
+        self.mlp_encoder = variant == "mlp"  # v1 "mlp_with_special_token_embedding"
+        self.H1 = 128
         self.pad = 2
         if variant == "47m":  # raw [CLS_k] routing, no GRL
             self.labels = [("cell_type_ontology_term_id", 5, 1, 0.0), ("tissue", 4, 2, 0.0), ("sex", 3, 4, 0.0)]
             self.n_prepend = 5
-        else:  # pooler heads, GRL on donor_id
+        else:  # pooler heads, GRL on donor_id (32m; "mlp" = the same with the v1 MLP encoder)
             self.labels = [("cell_type_ontology_term_id", 5, None, 0.0), ("donor_id", 6, None, 1.0)]
             self.n_prepend = 1
 
@@ -93,11 +95,19 @@ def param_shapes(c):
     P = "model."
     E = P + "core.encoder.embeddings."
     X = E + "expressions_embeddings."
-    s = {E + "genes_embeddings.weight": (c.V, c.C),
-         X + "special_token_embeddings.weight": (c.n_special + 1, c.C),
-         X + "basis": (c.NB,),
-         X + "dense.weight": (c.C, 2 * c.NB),
-         E + "LayerNorm.weight": (c.C,), E + "LayerNorm.bias": (c.C,)}
+    s = {E + "genes_embeddings.weight": (c.V, c.C)}
+    if c.mlp_encoder:
+        s[X + "special_token_embeddings.weight"] = (c.n_special + 1, c.H1)
+        s[X + "dense_1.weight"] = (c.H1, 1)
+        s[X + "dense_1.bias"] = (c.H1,)
+        s[X + "dense_2.weight"] = (c.C, c.H1)
+        s[X + "dense_2.bias"] = (c.C,)
+    else:
+        s[X + "special_token_embeddings.weight"] = (c.n_special + 1, c.C)
+        s[X + "basis"] = (c.NB,)
+        s[X + "dense.weight"] = (c.C, 2 * c.NB)
+    s[E + "LayerNorm.weight"] = (c.C,)
+    s[E + "LayerNorm.bias"] = (c.C,)
     for l in range(c.NL):
         b = P + "core.encoder.blocks.%d." % l
         s[b + "attn.c_attn.weight"] = (3 * c.C, c.C)
@@ -163,8 +173,10 @@ class GradReverse(torch.autograd.Function):
         return -ctx.alpha * g, None
 
 
-def forward(c, P, gene_ids, expr, mask):
-    """Padded forward. Returns a dict of tensors (hidden states, heads)."""
+def forward(c, P, gene_ids, expr, mask, wced_all_positions=True):
+    """Padded forward. Returns a dict of tensors (hidden states, heads).
+    wced_all_positions: decode every position as the reference does (only
+    position 0 is used); False decodes position 0 only (the benchmark)."""
     E = "model.core.encoder.embeddings."
     X = E + "expressions_embeddings."
     B, L = gene_ids.shape
@@ -173,11 +185,17 @@ def forward(c, P, gene_ids, expr, mask):
     special = expr <= 0
     idx = torch.where(expr == 0, torch.full_like(expr, c.n_special), -(expr.to(torch.int64).to(expr.dtype) + 1))
     idx = torch.where(special, idx, torch.zeros_like(idx)).to(torch.int64)
-    f = expr.unsqueeze(-1) * P[X + "basis"]  # float32 product, as the reference
-    feat = torch.cat([torch.sin(f), torch.cos(f)], dim=-1)
-    cont = feat @ P[X + "dense.weight"].T
     spec = F.embedding(idx, P[X + "special_token_embeddings.weight"], padding_idx=c.pad)
-    e = e_gene + torch.where(special.unsqueeze(-1), spec, cont)
+    if c.mlp_encoder:  # continuous: dense_2(lrelu(lrelu(dense_1(x)))); special: dense_2(lrelu(E128[idx]))
+        h1 = F.leaky_relu(F.leaky_relu(expr.unsqueeze(-1) @ P[X + "dense_1.weight"].T + P[X + "dense_1.bias"], 0.01), 0.01)
+        h1 = torch.where(special.unsqueeze(-1), F.leaky_relu(spec, 0.01), h1)
+        enc = h1 @ P[X + "dense_2.weight"].T + P[X + "dense_2.bias"]
+    else:
+        f = expr.unsqueeze(-1) * P[X + "basis"]  # float32 product, as the reference
+        feat = torch.cat([torch.sin(f), torch.cos(f)], dim=-1)
+        cont = feat @ P[X + "dense.weight"].T
+        enc = torch.where(special.unsqueeze(-1), spec, cont)
+    e = e_gene + enc
     h = F.layer_norm(e, (c.C,), P[E + "LayerNorm.weight"], P[E + "LayerNorm.bias"], eps=1e-12)
     hidden = [h]
     HS = c.C // c.NH
@@ -209,7 +227,7 @@ def forward(c, P, gene_ids, expr, mask):
 
     D = H + "decoder.field_decoders.expressions_"
     if c.wced:  # the reference decodes every position; only position 0 is used
-        t = transform(z)
+        t = transform(z if wced_all_positions else z[:, :1])
         o = t @ P[D + "wced.weight"].T + P[D + "wced.bias"]
         out["wced"] = o[:, 0]
     if c.mlm:
@@ -291,8 +309,10 @@ def config_json(c):
          "decode_modes": ({"wced": {"vocab_field": "genes", "logit_outputs": ["mse", "is_zero_bce"]}} if c.wced
                           else {"regression": {}, "is_zero": {}}),
          "tokenization_strategy": "continuous_value_encoder", "num_special_tokens": c.n_special,
-         "encoder_kwargs": {"kind": "scale_adapt", "n_sin_basis": c.NB, "basis_scale": c.basis_scale,
-                            "trainable": False, "zero_as_special_token": True}},
+         "encoder_kwargs": ({"kind": "mlp_with_special_token_embedding", "zero_as_special_token": True}
+                            if c.mlp_encoder else
+                            {"kind": "scale_adapt", "n_sin_basis": c.NB, "basis_scale": c.basis_scale,
+                             "trainable": False, "zero_as_special_token": True})},
     ]
     labels = [{"label_column_name": n, "task_group": None, "is_stratification_label": False,
                "is_regression_label": False, "is_multilabel": False, "classifier_depth": 1,
