@@ -1,4 +1,4 @@
-/* test_infer.c - inference end to end on the real zheng68k raw counts with
+/* test_infer.c - inference end to end on the real placenta raw counts with
  * random-weight model directories in the released layout, made by the
  * PyTorch oracle (tests/ref/infer_oracle.py over tests/ref/llama_ref.py):
  * embeddings for every pooling method and label logits against the padded
@@ -18,9 +18,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define ZHENG "h5ad/bmfm_zheng68k_165.h5ad"
+#define ZHENG "h5ad/bmfm_cellxgene_placenta_220.h5ad" /* raw counts, CL-id labels */
 #define GENES "genes/bmfm_protein_coding_genes.json"
-#define N_CELLS 165
+#define N_CELLS 220
 #define C 64
 
 static char g_dir[512], g_m47[600], g_m32[600], g_e47[600], g_e32[600], g_var[600];
@@ -46,7 +46,7 @@ static int setup(void **state) {
     const char *z = tu_data(ZHENG), *genes = tu_data(GENES);
     if (tu_python("infer_oracle.py make %s %s %s 47m", genes, z, g_m47) ||
         tu_python("infer_oracle.py make %s %s %s 32m", genes, z, g_m32) ||
-        tu_python("infer_oracle.py embed %s %s %s 600", g_m47, z, g_e47) ||
+        tu_python("infer_oracle.py embed %s %s %s 512", g_m47, z, g_e47) ||
         tu_python("infer_oracle.py embed %s %s %s 200", g_m32, z, g_e32) ||
         tu_python("infer_oracle.py variants %s %s %s", z, g_var, genes))
         return -1;
@@ -106,13 +106,13 @@ static void check_logits(const bmfm_infer_result *r, const char *edir) {
 static void test_47m_all_poolings_and_logits(void **state) {
     bmfm_infer_options o;
     bmfm_infer_options_default(&o);
-    o.max_length = 600;
+    o.max_length = 512;
     o.pooling = "first_token,mean_pooling,pooling_layer,1,2";
     o.want_logits = 1;
     bmfm_infer_result *r = run_api(g_m47, tu_data(ZHENG), NULL, &o);
     assert_int_equal(r->dim, 5 * C);
     assert_int_equal(r->n_empty, 0);
-    assert_true(r->n_truncated > 0 && r->n_truncated < N_CELLS); /* 600 truncates some cells */
+    assert_int_equal(r->n_truncated, N_CELLS); /* every cell has > 1700 genes: var-order truncation */
     const char *names[] = {"first_token", "mean_pooling", "pooling_layer", "index1", "index2"};
     for (int k = 0; k < 5; k++) {
         char f[64];
@@ -195,7 +195,7 @@ static void test_cli_rows_nan_and_anndata(void **state) {
                         tu_bmfm_bin(), in, g_m47, out);
     print_message("%s", log);
     assert_int_equal(rc, 0);
-    assert_non_null(strstr(log, "3 of 165 cells have no gene"));
+    assert_non_null(strstr(log, "3 of 220 cells have no gene"));
     free(log);
     float *e = anndata_obsm(out, "X_bmfm", N_CELLS, 2 * C);
     bmfm_infer_options o;
@@ -245,7 +245,7 @@ static void test_annotate_ontology(void **state) {
     snprintf(out, sizeof out, "%sannotated.h5ad", g_dir);
     char *log = NULL;
     int rc = tu_capture(&log,
-                        "%s annotate %s -m %s -o %s --max-length 600 --ontology %s --min-prob 0.3 "
+                        "%s annotate %s -m %s -o %s --max-length 512 --ontology %s --min-prob 0.3 "
                         "--levels '2;T cell;monocyte' --probs",
                         tu_bmfm_bin(), tu_data(ZHENG), g_m47, out, tu_data("ontology/cl-basic_2022-12-15.obo"));
     print_message("%s", log);
@@ -302,7 +302,7 @@ static void test_bad_input(void **state) {
     expect_fail(cmd, "unknown model layout");
     /* no overlap with the vocabulary */
     snprintf(cmd, sizeof cmd, "embed %s/no_overlap.h5ad -m %s", g_var, g_m47);
-    expect_fail(cmd, "coverage 0 of 9621");
+    expect_fail(cmd, "coverage 0 of 18357");
     /* input without X */
     snprintf(cmd, sizeof cmd, "embed %s/no_x.h5ad -m %s", g_var, g_m47);
     expect_fail(cmd, "X");
@@ -311,6 +311,14 @@ static void test_bad_input(void **state) {
     assert_int_equal(tu_python("llama_ref.py corrupt %s %s shape", g_m47, bad), 0);
     snprintf(cmd, sizeof cmd, "embed %s -m %s", z, bad);
     expect_fail(cmd, "blocks.0.attn.proj.weight");
+    /* a vocabulary that does not fit the gene embedding of config.json */
+    assert_int_equal(tu_system("rm -rf %sm47_vocab && cp -r %s %sm47_vocab && printf '[\"A1BG\", \"TP53\"]' > "
+                               "%sgenes2.json",
+                               g_dir, g_m47, g_dir, g_dir),
+                     0);
+    assert_int_equal(tu_python("infer_oracle.py vocab %sgenes2.json %sm47_vocab/tokenizers/genes/tokenizer.json", g_dir, g_dir), 0);
+    snprintf(cmd, sizeof cmd, "embed %s -m %sm47_vocab", z, g_dir);
+    expect_fail(cmd, "the genes vocabulary has 40 ids but config.json");
     /* a layer that does not exist */
     snprintf(cmd, sizeof cmd, "embed %s -m %s --layer nosuch", z, g_m47);
     expect_fail(cmd, "nosuch");

@@ -14,7 +14,7 @@ static void test_inference_matches_reference(void **state) {
     snprintf(dir, sizeof dir, "%s", tu_scratch(""));
     snprintf(m, sizeof m, "%sm47", dir);
     snprintf(e, sizeof e, "%se47", dir);
-    const char *z = tu_data("h5ad/bmfm_zheng68k_165.h5ad");
+    const char *z = tu_data("h5ad/bmfm_cellxgene_placenta_220.h5ad");
     assert_int_equal(tu_python("infer_oracle.py make %s %s %s 47m", tu_data("genes/bmfm_protein_coding_genes.json"),
                                z, m),
                      0);

@@ -62,34 +62,28 @@ int64_t bmfm_token_seqs_tokens(const bmfm_token_seqs *s) {
     return s->n_cells && s->offsets ? s->offsets[s->n_cells] : 0;
 }
 
-static bmfm_status seqs_reserve(bmfm_token_seqs *s, size_t cells, size_t tokens) {
-    if (cells > s->cap_cells) {
-        size_t cap = s->cap_cells ? s->cap_cells : 64;
-        while (cap < cells) cap *= 2;
-        int64_t *o = bmfm_realloc(s->offsets, (cap + 1) * sizeof *o);
-        if (!o) return BMFM_E_NOMEM;
-        s->offsets = o;
-        int64_t **arrs[] = {&s->n_genes, &s->n_expressed, &s->row};
-        for (size_t k = 0; k < 3; k++) {
-            int64_t *a = bmfm_realloc(*arrs[k], cap * sizeof *a);
-            if (!a) return BMFM_E_NOMEM;
-            *arrs[k] = a;
-        }
-        if (!s->cap_cells) s->offsets[0] = 0;
-        s->cap_cells = cap;
+/* Grow several arrays that share one capacity (cap stays the smallest reached). */
+static bmfm_status grow_all(void **arrs[], const size_t *sizes, int n, size_t *cap, size_t need) {
+    if (need <= *cap) return BMFM_OK;
+    size_t newcap = 0;
+    for (int k = 0; k < n; k++) {
+        size_t c = *cap;
+        if (bmfm_grow(arrs[k], &c, need, sizes[k]) < 0) return BMFM_E_NOMEM;
+        newcap = k == 0 || c < newcap ? c : newcap;
     }
-    if (tokens > s->cap_tokens) {
-        size_t cap = s->cap_tokens ? s->cap_tokens : 4096;
-        while (cap < tokens) cap *= 2;
-        int32_t *ids = bmfm_realloc(s->ids, cap * sizeof *ids);
-        if (!ids) return BMFM_E_NOMEM;
-        s->ids = ids;
-        float *e = bmfm_realloc(s->expr, cap * sizeof *e);
-        if (!e) return BMFM_E_NOMEM;
-        s->expr = e;
-        s->cap_tokens = cap;
-    }
+    *cap = newcap;
     return BMFM_OK;
+}
+
+static bmfm_status seqs_reserve(bmfm_token_seqs *s, size_t cells, size_t tokens) {
+    int first = s->cap_cells == 0;
+    void **cell_arrs[] = {(void **)&s->offsets, (void **)&s->n_genes, (void **)&s->n_expressed, (void **)&s->row};
+    const size_t cell_sizes[] = {sizeof(int64_t), sizeof(int64_t), sizeof(int64_t), sizeof(int64_t)};
+    BMFM_TRY(grow_all(cell_arrs, cell_sizes, 4, &s->cap_cells, cells + 1)); /* offsets has n + 1 */
+    if (first) s->offsets[0] = 0;
+    void **tok_arrs[] = {(void **)&s->ids, (void **)&s->expr};
+    const size_t tok_sizes[] = {sizeof(int32_t), sizeof(float)};
+    return grow_all(tok_arrs, tok_sizes, 2, &s->cap_tokens, tokens ? tokens : 1);
 }
 
 bmfm_status bmfm_tokenizer_new(const bmfm_tok_opts *opts, const int32_t *var_to_token,
@@ -151,19 +145,9 @@ static void sort_desc_stable(int32_t *perm, int32_t *tmp, const double *val, int
 bmfm_status bmfm_tokenize_row(bmfm_tokenizer *tk, const int32_t *indices, const float *values,
                               int64_t nnz, int64_t global_row, bmfm_token_seqs *seqs) {
     const bmfm_tok_opts *o = &tk->opts;
-    if ((size_t)nnz * 2 > tk->cap) {
-        size_t cap = (size_t)nnz * 2 + 64;
-        int32_t *t = bmfm_realloc(tk->tok, cap * sizeof *t);
-        if (!t) return BMFM_E_NOMEM;
-        tk->tok = t;
-        double *v = bmfm_realloc(tk->val, cap * sizeof *v);
-        if (!v) return BMFM_E_NOMEM;
-        tk->val = v;
-        int32_t *p = bmfm_realloc(tk->perm, cap * sizeof *p);
-        if (!p) return BMFM_E_NOMEM;
-        tk->perm = p;
-        tk->cap = cap;
-    }
+    void **arrs[] = {(void **)&tk->tok, (void **)&tk->val, (void **)&tk->perm};
+    const size_t sizes[] = {sizeof(int32_t), sizeof(double), sizeof(int32_t)};
+    BMFM_TRY(grow_all(arrs, sizes, 3, &tk->cap, (size_t)nnz * 2 + 1)); /* perm: n + merge buffer */
     /* kept genes, duplicated targets summed at their first var position */
     int64_t n = 0;
     double S = 0.0;

@@ -515,6 +515,8 @@ bmfm_status bmfm_infer_run(bmfm_infer_model *m, bmfm_dataset *ds, const bmfm_inf
     if (budget < max_length) budget = max_length;
     int64_t max_B = o->batch_size > 0 ? o->batch_size : budget / (m->tok.n_prefix + 2);
     if (max_B < 1) max_B = 1;
+    /* a batch never holds more than max_B full-length cells: size the activations to that */
+    if (max_B * max_length < budget) budget = max_B * max_length;
     if (o->threads > 0) omp_set_num_threads(o->threads);
 
     /* genes -> vocab ids */
@@ -526,12 +528,16 @@ bmfm_status bmfm_infer_run(bmfm_infer_model *m, bmfm_dataset *ds, const bmfm_inf
     st = bmfm_gene_map_build(ds, &m->vocab, &gopt, &gm);
     if (st) goto done;
     if (gm.n_matched == 0) {
+        char extra[160] = "";
+        if (gm.n_not_allowed)
+            snprintf(extra, sizeof extra, "; %lld match but are outside the allowed gene list",
+                     (long long)gm.n_not_allowed);
         st = bmfm_error_set(BMFM_E_INPUT,
-                            "%s: no gene overlaps the model vocabulary: coverage 0 of %lld genes "
-                            "(%lld tokens in %s/tokenizers/genes%s; %lld exact-name matches outside "
-                            "the allowed gene list)",
-                            bmfm_dataset_path(ds), (long long)n_vars, (long long)m->vocab.n_tokens,
-                            m->dir, o->case_insensitive ? "" : ", exact names", (long long)gm.n_not_allowed);
+                            "%s: no gene overlaps the model vocabulary: coverage 0 of %lld genes (0%%) "
+                            "against %lld tokens in %s/tokenizers/genes%s (%s; see --var-column%s)",
+                            bmfm_dataset_path(ds), (long long)n_vars, (long long)m->vocab.n_tokens, m->dir,
+                            extra, o->case_insensitive ? "case-insensitive match" : "exact names",
+                            o->case_insensitive ? "" : ", --case-insensitive");
         goto done;
     }
     bmfm_log_info("genes: %lld of %lld in the vocabulary (%lld exact, %lld case-insensitive; %lld "

@@ -14,14 +14,24 @@ array, so the C tests read them without a parser):
   vocab GENES_JSON OUTFILE
       Writes that vocabulary as a HF WordLevel tokenizer.json.
 
-  make GENES_JSON H5AD MODEL_DIR VARIANT
+  make GENES_JSON H5AD MODEL_DIR VARIANT [C NL NH]
       A model directory with random weights and the released tensor names
       (tests/ref/llama_ref.py, small sizes), the vocabulary of the gene list
       in tokenizers/genes/tokenizer.json with the checkpoint's post-processor
       template, and checkpoint_metadata.json whose label_dict names the
       classes (the ontology head's classes are the sorted CL ids of H5AD).
       VARIANT 47m: [CLS_0..3] prepended, heads read positions 1, 2, 4;
-      32m: heads read the pooler.
+      32m: heads read the pooler. Default sizes C=64, 2 layers, 4 heads
+      (384 12 12 is the released 47M/32M encoder).
+
+  subset H5AD OUT N
+      The first N cells of H5AD (benchmarks).
+
+  bench_torch MODEL_DIR H5AD MAXLEN NCELLS BATCH [THREADS]
+      Cells/s of the reference behaviour: the first NCELLS cells, padded to
+      MAXLEN, encoder + pooler + label heads in PyTorch eager (the field
+      decoders, which the reference also evaluates at every position, are
+      left out, which favours PyTorch).
 
   embed MODEL_DIR H5AD OUTDIR MAXLEN [LAYER]
       Reference embeddings: nonzero genes in var order, kept when in the
@@ -304,6 +314,44 @@ def cmd_variants(h5ad, outdir, genes_json):
     e.write_h5ad(f"{outdir}/lognorm.h5ad")
 
 
+def cmd_bench_torch(mdir, h5ad, maxlen, ncells, batch, threads=0):
+    import time
+
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+    lr, c = model_cfg(mdir)
+    tok = json.load(open(os.path.join(mdir, "tokenizers", "genes", "tokenizer.json")))
+    vocab = tok["model"]["vocab"]
+    single = tok["post_processor"]["single"]
+    prefix = [vocab[x["SpecialToken"]["id"]] for x in single[:-2]]
+    P = {k: torch.tensor(v) for k, v in lr.st_read(os.path.join(mdir, "model.safetensors")).items()}
+    a, X = read_csr(h5ad)
+    m = var_map(list(a.var_names), vocab)
+    seqs = []
+    for i in range(min(ncells, X.shape[0])):
+        lo, hi = X.indptr[i], X.indptr[i + 1]
+        r = cell_sequence(X.indices[lo:hi], X.data[lo:hi], m, maxlen, "var", prefix, vocab["[SEP]"])
+        if r is not None:
+            seqs.append(r)
+    ntok = sum(len(s[0]) for s in seqs)
+    t0 = time.time()
+    with torch.no_grad():
+        for b0 in range(0, len(seqs), batch):
+            part = seqs[b0:b0 + batch]
+            ids = np.full((len(part), maxlen), c.pad, dtype=np.int64)
+            ex = np.full((len(part), maxlen), -(c.pad + 1.0), dtype=np.float32)
+            mask = np.zeros((len(part), maxlen), dtype=np.int64)
+            for b, (i_, e_) in enumerate(part):
+                ids[b, :len(i_)], ex[b, :len(e_)], mask[b, :len(i_)] = i_, e_, 1
+            lr.forward(c, P, torch.tensor(ids), torch.tensor(ex), torch.tensor(mask))
+    dt = time.time() - t0
+    print(f"torch_cells {len(seqs)} real_tokens {ntok} seconds {dt:.2f} cells_per_s {len(seqs) / dt:.3f} "
+          f"threads {torch.get_num_threads()}")
+
+
 def cmd_readback(h5ad, key, outfile):
     import anndata as ad
 
@@ -393,7 +441,14 @@ if __name__ == "__main__":
     elif cmd == "vocab":
         cmd_vocab(args[0], args[1])
     elif cmd == "make":
-        cmd_make(args[0], args[1], args[2], args[3])
+        sizes = [int(x) for x in args[4:7]] if len(args) >= 7 else [64, 2, 4]
+        cmd_make(args[0], args[1], args[2], args[3], *sizes)
+    elif cmd == "subset":
+        import anndata as ad
+        ad.read_h5ad(args[0])[: int(args[2])].copy().write_h5ad(args[1])
+    elif cmd == "bench_torch":
+        cmd_bench_torch(args[0], args[1], int(args[2]), int(args[3]), int(args[4]),
+                        int(args[5]) if len(args) > 5 else 0)
     elif cmd == "embed":
         cmd_embed(args[0], args[1], args[2], int(args[3]), args[4] if len(args) > 4 else None)
     elif cmd == "variants":
