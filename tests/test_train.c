@@ -297,7 +297,7 @@ static void test_yaml_preset(void **state) {
     assert_non_null(strstr(log, "mlm_mse"));
     free(log);
     size_t n;
-    char path[4096];
+    char path[4200];
     snprintf(path, sizeof path, "%s/config.json", out);
     char *cfg = read_all(path, &n);
     assert_non_null(cfg);
