@@ -23,7 +23,8 @@ static void usage(FILE *f) {
             "expression encoder) on raw-count .h5ad files with the WCED objective (all-genes\n"
             "expression mse + is-zero BCE from [CLS]), optionally MLM, and a hierarchical\n"
             "cross-entropy cell-type head over the Cell Ontology types observed in a label\n"
-            "column (read from [CLS_0]). Loss = sum w_i L_i / sum w_i, all weights 1. AdamW\n"
+            "column (read from [CLS_0]). Loss = sum w_i L_i / sum w_i (weights 1 unless\n"
+            "--label-weight). AdamW\n"
             "(betas 0.9/0.99, eps 1e-8, decay on Linear weights only), grad-norm clipping,\n"
             "linear warmup then constant (or linear decay). Each cell: its expressed genes in a\n"
             "seeded random order, truncated to --max-length. Deterministic for a seed and a\n"
@@ -52,6 +53,7 @@ static void usage(FILE *f) {
             "      --label-column COL   obs column of Cell Ontology ids (or names) for the HCE head;\n"
             "                           files without it train WCED only (cells count as unknown)\n"
             "      --ontology OBO       ontology for --label-column (pruned to the observed types)\n"
+            "      --label-weight X     weight of the HCE term (default 1; WCED mse and BCE weigh 1)\n"
             "      --mlm                add the MLM objective (change 0.15, mask 0.95)\n"
             "      --no-wced            no WCED objective\n"
             "      --inference-model    save without the WCED decoder (smaller; embed/annotate only)\n"
@@ -74,7 +76,7 @@ static void usage(FILE *f) {
 enum {
     O_DATA = 1000, O_VOCAB, O_OUT, O_CONFIG, O_HIDDEN, O_LAYERS, O_HEADS, O_MAXLEN, O_STEPS, O_BATCH, O_LR, O_WARMUP,
     O_DECAY, O_WD, O_CLIP, O_LABEL, O_ONTO, O_MLM, O_NOWCED, O_INFMODEL, O_VALFRAC, O_VALCELLS, O_LOG, O_VALEVERY,
-    O_CKPT, O_MAXMIN, O_SEED, O_THREADS, O_MAXCELLS
+    O_CKPT, O_MAXMIN, O_SEED, O_THREADS, O_MAXCELLS, O_LABELW
 };
 
 static const struct option LONG[] = {
@@ -93,6 +95,7 @@ static const struct option LONG[] = {
     {"checkpoint-every", required_argument, 0, O_CKPT}, {"max-minutes", required_argument, 0, O_MAXMIN},
     {"seed", required_argument, 0, O_SEED},        {"threads", required_argument, 0, O_THREADS},
     {"max-cells-per-file", required_argument, 0, O_MAXCELLS},
+    {"label-weight", required_argument, 0, O_LABELW},
     {"quiet", no_argument, 0, 'q'},                {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
 
@@ -179,6 +182,7 @@ static int apply(state *s, int id, const char *name, const char *v, int from_yam
     case O_SEED: INT(seed, 0, 2147483647L); break;
     case O_THREADS: INT(threads, 1, 1024); break;
     case O_MAXCELLS: INT(max_cells_per_file, 0, 2000000000L); break;
+    case O_LABELW: DBL(label_weight); break;
     default: return -1;
     }
 #undef INT

@@ -7,7 +7,8 @@ of the log-normalized matrix; on each embedding the label ASW (scib: Euclidean
 silhouette on the cell-type labels, rescaled (s+1)/2) and the linear probe of
 bmfm_reference.md 7.2 (StandardScaler -> LogisticRegression, StratifiedKFold(5,
 shuffle, random_state=42), classes with < 10 cells dropped, mean macro F1).
-Prints a Markdown table.
+Prints a Markdown table. RANDOM_MODEL_DIR "-" leaves out the random-init and
+PCA rows (they do not depend on the trained weights).
 """
 import os
 import subprocess
@@ -56,8 +57,9 @@ for rel, col in FILES:
     y = np.asarray(ad.obs[col]).astype(str)
     name = os.path.basename(rel)
     X = ad.X.toarray() if hasattr(ad.X, "toarray") else np.asarray(ad.X)
-    rows = [("PCA(50) of the log-normalized X", PCA(50, random_state=0).fit_transform(X))]
-    for mdl, label in ((model, "bmfm default model"), (random_model, "same architecture, random init")):
+    rows = [] if random_model == "-" else [("PCA(50) of the log-normalized X", PCA(50, random_state=0).fit_transform(X))]
+    models = [(model, "bmfm default model")] + ([] if random_model == "-" else [(random_model, "same architecture, random init")])
+    for mdl, label in models:
         for order, ml in (("sorted", "128"), ("var", "1024")):
             e = embed(path, mdl, f"{name}.{os.path.basename(mdl)}.{order}", ["--order", order, "--max-length", ml])
             rows.append((f"{label}, [CLS], {order} order, max-length {ml}", e))

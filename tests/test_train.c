@@ -346,6 +346,8 @@ static void test_bad_input(void **state) {
     expect_exit2("unknown option", args, NULL);
     snprintf(args, sizeof args, "--data %s --vocab %s --steps -3", tu_data(ZHENG), tu_data(PC_GENES));
     expect_exit2("negative steps", args, NULL);
+    snprintf(args, sizeof args, "--data %s --vocab %s --label-weight 0", tu_data(ZHENG), tu_data(PC_GENES));
+    expect_exit2("zero label weight", args, "label weight");
     snprintf(args, sizeof args, "--data %s --vocab %s --label-column cell_type_ontology_term_id", tu_data(ZHENG),
              tu_data(PC_GENES));
     expect_exit2("label column without ontology", args, "--ontology");

@@ -47,6 +47,7 @@ void bmfm_train_opts_default(bmfm_train_opts *o) {
     o->lr = 1e-3;
     o->weight_decay = 0.1;
     o->clip = 0.5;
+    o->label_weight = 1.0;
     o->warmup = 10;
     o->val_fraction = 0.05;
     o->val_max_cells = 256;
@@ -410,7 +411,8 @@ static bmfm_status build_batch(trainer *t, const cellref *cells, int64_t B, uint
 
 enum { T_WMSE, T_WBCE, T_MMSE, T_MBCE, T_HCE, N_TERMS };
 
-/* Forward + losses (weighted mean, all weights 1); fills the head-output
+/* Forward + losses (weighted mean; weight 1 for the expression terms,
+ * label_weight for HCE); fills the head-output
  * gradients when grad. terms[] gets the unweighted terms (NaN when off);
  * *correct / *labeled count held-out leaf hits when non-NULL. */
 static bmfm_status forward_loss(trainer *t, const bmfm_batch *b, int grad, double *terms, double *loss,
@@ -421,7 +423,8 @@ static bmfm_status forward_loss(trainer *t, const bmfm_batch *b, int grad, doubl
     bmfm_head_sel sel = {t->o->wced, t->o->mlm, t->has_labels};
     BMFM_TRY(bmfm_encoder_forward(m, b));
     BMFM_TRY(bmfm_heads_forward(m, sel));
-    double wsum = 2.0 * (t->o->wced != 0) + 2.0 * (t->o->mlm != 0) + (t->has_labels ? 1.0 : 0.0);
+    double lw = t->has_labels ? t->o->label_weight : 0.0;
+    double wsum = 2.0 * (t->o->wced != 0) + 2.0 * (t->o->mlm != 0) + lw;
     float w = (float)(1.0 / wsum);
     for (int i = 0; i < N_TERMS; i++) terms[i] = NAN;
     double total = 0;
@@ -445,8 +448,8 @@ static bmfm_status forward_loss(trainer *t, const bmfm_batch *b, int grad, doubl
         int64_t K = t->ls->K;
         float *d = grad ? a->dlogits[0] : NULL;
         if (d) memset(d, 0, (size_t)(b->B * K) * sizeof(float));
-        BMFM_TRY(bmfm_loss_hce(&terms[T_HCE], d, a->logits[0], t->lab_t, b->B, K, w));
-        total += terms[T_HCE];
+        BMFM_TRY(bmfm_loss_hce(&terms[T_HCE], d, a->logits[0], t->lab_t, b->B, K, (float)(lw / wsum)));
+        total += lw * terms[T_HCE];
         if (correct) {
             for (int64_t i = 0; i < b->B; i++) {
                 const float *row = t->lab_t + i * (K + 1), *lg = a->logits[0] + i * K;
@@ -635,6 +638,8 @@ static bmfm_status check_opts(const bmfm_train_opts *o) {
     if (o->max_length < 4) return bmfm_error_set(BMFM_E_INPUT, "pretrain: max length %lld < 4", (long long)o->max_length);
     if (o->steps < 0 || o->batch_size < 1)
         return bmfm_error_set(BMFM_E_INPUT, "pretrain: steps must be >= 0 and batch size >= 1");
+    if (!(o->label_weight > 0))
+        return bmfm_error_set(BMFM_E_INPUT, "pretrain: label weight %g must be > 0", o->label_weight);
     if (!(o->lr > 0) || o->weight_decay < 0 || !(o->clip > 0))
         return bmfm_error_set(BMFM_E_INPUT, "pretrain: lr and clip must be > 0, weight decay >= 0");
     if (!(o->val_fraction >= 0 && o->val_fraction < 1))

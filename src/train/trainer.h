@@ -10,7 +10,7 @@
  *   data/targets.h), optionally MLM on the expression field, and HCE over the
  *   Cell Ontology leaves observed in a CL-id obs column (the ontology pruned
  *   to the observed types, head read from [CLS_0] as the 47M model) ->
- *   weighted mean sum w_i L_i / sum w_i (all weights 1) -> backward ->
+ *   weighted mean sum w_i L_i / sum w_i (weights 1; the HCE weight is an option) -> backward ->
  *   grad-norm clipping -> AdamW (train/adamw.h) with a warmup schedule.
  *   The loss is logged every log_every steps, the held-out loss every
  *   val_every steps and at the end; the model directory is written
@@ -41,6 +41,7 @@ typedef struct bmfm_train_opts {
     int64_t hidden, layers, heads, max_length;
     int64_t steps, batch_size;
     double lr, weight_decay, clip;
+    double label_weight;         /* weight of the HCE term in sum w_i L_i / sum w_i (default 1, as the 47M model) */
     int64_t warmup, decay_steps; /* decay_steps 0: constant after warmup; -1: decay until `steps` */
     const char *label_column;    /* CL ids (or names); NULL: no label head */
     const char *ontology;        /* OBO for the label head */
