@@ -24,6 +24,9 @@ int bmfm_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((f
 /* Parse helpers: return 0 on success, print a usage error and return -1 otherwise. */
 int bmfm_cli_parse_int(const char *cmd, const char *opt, const char *value, long min, long max, long *out);
 int bmfm_cli_parse_double(const char *cmd, const char *opt, const char *value, double *out);
+/* The bundled default model directory: $BMFM_MODEL, else models/default
+ * beside the bmfm binary (or ../share/bmfm/models/default); NULL if none. */
+const char *bmfm_cli_default_model(void);
 /* Apply the common -q/--quiet, -v/--verbose flags. */
 void bmfm_cli_set_verbosity(int quiet, int verbose);
 

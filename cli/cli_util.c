@@ -7,6 +7,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int bmfm_cli_fail(const char *cmd, bmfm_status s) {
     const char *msg = bmfm_error_message();
@@ -52,4 +55,24 @@ void bmfm_cli_set_verbosity(int quiet, int verbose) {
     if (quiet) bmfm_log_set_level(BMFM_LOG_QUIET);
     else if (verbose > 1) bmfm_log_set_level(BMFM_LOG_DEBUG);
     else if (verbose == 1) bmfm_log_set_level(BMFM_LOG_INFO);
+}
+
+const char *bmfm_cli_default_model(void) {
+    static char path[4096];
+    const char *env = getenv("BMFM_MODEL");
+    if (env && *env) return env;
+    /* the bundled model ships beside the binary (source checkout: ./models/default) */
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = '\0';
+    const char *candidates[] = {"%s/models/default", "%s/../share/bmfm/models/default"};
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        struct stat st;
+        snprintf(path, sizeof path, candidates[i], exe);
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return path;
+    }
+    return NULL;
 }

@@ -15,14 +15,16 @@ int bmfm_cli_infer_main(int argc, char **argv, int annotate);
 
 static void usage(FILE *f, const char *cmd, int annotate) {
     fprintf(f,
-            "usage: bmfm %s IN -m MODEL_DIR (-o OUT | --inplace) [options]\n\n"
+            "usage: bmfm %s IN [-m MODEL_DIR] (-o OUT | --inplace) [options]\n\n"
             "%s\n\n"
             "IN is an .h5ad file or a 10x matrix directory; the output is a copy of the input\n"
             "(a new .h5ad for 10x) with obsm[KEY]%s, written to a temporary name and renamed\n"
             "only when complete. Cells with no gene in the model vocabulary get NaN rows.\n\n"
             "options:\n"
             "  -m, --model DIR        model directory (config.json, model.safetensors,\n"
-            "                         checkpoint_metadata.json, tokenizers/genes/)\n"
+            "                         checkpoint_metadata.json, tokenizers/genes/); default:\n"
+            "                         $BMFM_MODEL, else the bundled small model models/default\n"
+            "                         beside the binary (see docs/training.md for what it is)\n"
             "  -o, --output FILE      output .h5ad\n"
             "      --inplace          edit IN itself (through a temporary copy)\n"
             "      --pooling P        first_token | mean_pooling | pooling_layer | <k> | a,b,...\n"
@@ -168,16 +170,19 @@ int bmfm_cli_infer_main(int argc, char **argv, int annotate) {
     bmfm_cli_set_verbosity(quiet, verbose);
     if (optind != argc - 1) return bmfm_cli_usage_error(cmd, "expected one input file (got %d)", argc - optind);
     j.input = argv[optind];
-    if (!j.opts.model_dir) return bmfm_cli_usage_error(cmd, "-m MODEL_DIR is required");
+    if (!j.opts.model_dir) j.opts.model_dir = bmfm_cli_default_model();
+    if (!j.opts.model_dir)
+        return bmfm_cli_usage_error(cmd, "no -m MODEL_DIR given and no bundled model found (set BMFM_MODEL)");
     if (!j.output && !inplace) return bmfm_cli_usage_error(cmd, "-o OUT or --inplace is required");
     if (j.output && inplace) return bmfm_cli_usage_error(cmd, "-o and --inplace exclude each other");
     j.opts.progress = !quiet && isatty(2);
     bmfm_job_report rep;
     bmfm_status st = bmfm_infer_job_run(&j, &rep);
     if (st) return bmfm_cli_fail(cmd, st);
-    bmfm_log_info("%lld cells -> obsm[%s] (%lld dims), %d label heads, %.1f cells/s; %s",
-                  (long long)rep.n_obs, j.key, (long long)rep.dim, rep.n_heads,
-                  rep.seconds > 0 ? rep.n_obs / rep.seconds : 0.0, rep.normalize_note);
+    if (!quiet)
+        printf("%s: %lld cells -> obsm[%s] (%lld dims), %d label heads, %.1f cells/s; input %s\n",
+               j.output ? j.output : j.input, (long long)rep.n_obs, j.key, (long long)rep.dim,
+               rep.n_heads, rep.seconds > 0 ? rep.n_obs / rep.seconds : 0.0, rep.normalize_note);
     if (rep.n_truncated)
         bmfm_log_info("%lld cells had more genes than --max-length allows (truncated, %s order)",
                       (long long)rep.n_truncated, j.opts.order ? j.opts.order : "var");
