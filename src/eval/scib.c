@@ -113,7 +113,7 @@ static bmfm_status scib_leiden(scib_ctx *c) {
     return BMFM_OK;
 }
 
-/* Every other metric except graph connectivity (igraph, see the caller). */
+/* Every other metric (none of them uses igraph). */
 static bmfm_status scib_rest(scib_ctx *c) {
     const bmfm_scib_options *opt = c->opt;
     bmfm_scib_result *out = c->out;
@@ -153,6 +153,8 @@ static bmfm_status scib_rest(scib_ctx *c) {
         step(opt, "batch silhouette");
         if ((st = bmfm_asw_batch(x, m, d, lab, L, bat, B, &out->asw_batch))) goto done;
         if (isnan(out->asw_batch)) note_add(out, "batch ASW: no label has cells from >= 2 batches");
+        step(opt, "graph connectivity");
+        if ((st = bmfm_graph_connectivity(c->w15, lab, L, &out->graph_conn))) goto done;
         if (opt->lisi) {
             step(opt, "ilisi");
             if ((st = bmfm_lisi_score(c->knn, bat, B, 1, &out->ilisi))) goto done;
@@ -293,7 +295,7 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
         /* The Leiden scan (igraph: single-threaded and not thread-safe) runs
          * on one thread while the other metrics use the rest; each metric is
          * the same code whatever its team size (thread-count independent),
-         * so the numbers do not change. Graph connectivity (igraph) waits. */
+         * so the numbers do not change. */
         scib_ctx c = {&opt, out, x, m, d, lab, L, bat, B, &knn, &w15, memb, sil, xp, d_pre, bio_ok, batch_ok};
         int nth = omp_get_max_threads(), levels = omp_get_max_active_levels();
         int overlap = nth > 1 && bio_ok;
@@ -321,10 +323,6 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
             if (msg[0]) bmfm_error_set(st, "%s", msg);
             goto done;
         }
-    }
-    if (batch_ok) {
-        step(&opt, "graph connectivity");
-        if ((st = bmfm_graph_connectivity(&w15, lab, L, &out->graph_conn))) goto done;
     }
     out->avg_bio = (out->nmi + out->ari + out->asw_label) / 3.0;
     out->avg_batch = (out->asw_batch + out->graph_conn) / 2.0;
