@@ -139,9 +139,11 @@ static bmfm_status scib_rest(scib_ctx *c) {
             free(cnt);
         }
         if (singles) note_add(out, "%lld labels with a single cell (silhouette 0 for them, as sklearn)", (long long)singles);
-        if (opt->lisi) {
-            step(opt, "clisi");
-            if ((st = bmfm_lisi_score(c->knn, lab, L, 0, &out->clisi))) goto done;
+        if (opt->lisi) { /* with batches: iLISI too, from the same calibration */
+            step(opt, c->batch_ok ? "clisi + ilisi" : "clisi");
+            if ((st = bmfm_lisi_scores(c->knn, lab, L, c->batch_ok ? bat : NULL, B, &out->clisi,
+                                       c->batch_ok ? &out->ilisi : NULL)))
+                goto done;
         }
         if (c->batch_ok && opt->isolated) {
             if ((st = bmfm_isolated_asw(c->sil, m, lab, L, bat, B, &out->isolated_asw, &out->n_isolated_labels)))
@@ -155,7 +157,7 @@ static bmfm_status scib_rest(scib_ctx *c) {
         if (isnan(out->asw_batch)) note_add(out, "batch ASW: no label has cells from >= 2 batches");
         step(opt, "graph connectivity");
         if ((st = bmfm_graph_connectivity(c->w15, lab, L, &out->graph_conn))) goto done;
-        if (opt->lisi) {
+        if (opt->lisi && !c->bio_ok) {
             step(opt, "ilisi");
             if ((st = bmfm_lisi_score(c->knn, bat, B, 1, &out->ilisi))) goto done;
         }
