@@ -22,16 +22,21 @@ static double hbeta(const float *D, int m, double beta, double *P) {
     return log(sumP) + beta * dp / sumP;
 }
 
-bmfm_status bmfm_lisi_per_cell(const bmfm_knn *g, const int32_t *cat, int64_t n_cat, double perplexity,
-                               double *lisi) {
+/* Per-cell LISI of ncat category vectors at once: the perplexity calibration
+ * depends on the distances only, so cLISI and iLISI share it (half the exp
+ * calls); each vector's numbers are those of a separate call. */
+static bmfm_status lisi_per_cell_multi(const bmfm_knn *g, int ncat, const int32_t *const *cat, const int64_t *n_cat,
+                                       double perplexity, double *const *lisi) {
     int k = g->k, m = k - 1;
     if (m < 1) return bmfm_error_set(BMFM_E_INPUT, "lisi: kNN graph has no neighbours besides self");
     double logU = log(perplexity);
+    int64_t max_cat = 0;
+    for (int c = 0; c < ncat; c++) max_cat = n_cat[c] > max_cat ? n_cat[c] : max_cat;
     bmfm_status st = BMFM_OK;
 #pragma omp parallel
     {
         double *P = malloc((size_t)m * sizeof *P);
-        double *bin = malloc((size_t)n_cat * sizeof *bin);
+        double *bin = malloc((size_t)(max_cat ? max_cat : 1) * sizeof *bin);
         if (!P || !bin) {
 #pragma omp atomic write
             st = BMFM_E_NOMEM;
@@ -55,15 +60,17 @@ bmfm_status bmfm_lisi_per_cell(const bmfm_knn *g, const int32_t *cat, int64_t n_
                 H = hbeta(D, m, beta, P);
                 Hdiff = H - logU;
             }
-            if (H == 0) {
-                lisi[i] = -1; /* Harmony: simpson = -1 */
-                continue;
+            for (int c = 0; c < ncat; c++) {
+                if (H == 0) {
+                    lisi[c][i] = -1; /* Harmony: simpson = -1 */
+                    continue;
+                }
+                memset(bin, 0, (size_t)n_cat[c] * sizeof *bin);
+                for (int j = 0; j < m; j++) bin[cat[c][I[j]]] += P[j];
+                double simpson = 0;
+                for (int64_t q = 0; q < n_cat[c]; q++) simpson += bin[q] * bin[q];
+                lisi[c][i] = 1.0 / simpson;
             }
-            memset(bin, 0, (size_t)n_cat * sizeof *bin);
-            for (int j = 0; j < m; j++) bin[cat[I[j]]] += P[j];
-            double simpson = 0;
-            for (int64_t c = 0; c < n_cat; c++) simpson += bin[c] * bin[c];
-            lisi[i] = 1.0 / simpson;
         }
         free(P);
         free(bin);
@@ -71,26 +78,48 @@ bmfm_status bmfm_lisi_per_cell(const bmfm_knn *g, const int32_t *cat, int64_t n_
     return st ? bmfm_error_set(st, "lisi: out of memory") : BMFM_OK;
 }
 
+bmfm_status bmfm_lisi_per_cell(const bmfm_knn *g, const int32_t *cat, int64_t n_cat, double perplexity,
+                               double *lisi) {
+    return lisi_per_cell_multi(g, 1, &cat, &n_cat, perplexity, &lisi);
+}
+
 static int dbl_cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-bmfm_status bmfm_lisi_score(const bmfm_knn *g, const int32_t *cat, int64_t n_cat, int is_batch, double *score) {
-    *score = NAN;
-    if (n_cat < 2) return BMFM_OK;
-    double *l = bmfm_malloc((size_t)g->n * sizeof *l);
-    if (!l) return BMFM_E_NOMEM;
-    double perplexity = floor(g->k / 3.0);
-    bmfm_status st = bmfm_lisi_per_cell(g, cat, n_cat, perplexity, l);
-    if (!st) {
-        int64_t m = 0;
-        for (int64_t i = 0; i < g->n; i++)
-            if (!isnan(l[i])) l[m++] = l[i];
-        qsort(l, (size_t)m, sizeof *l, dbl_cmp);
-        double med = m == 0 ? NAN : (m % 2 ? l[m / 2] : 0.5 * (l[m / 2 - 1] + l[m / 2]));
-        *score = is_batch ? (med - 1.0) / (double)(n_cat - 1) : ((double)n_cat - med) / (double)(n_cat - 1);
-    }
-    free(l);
+/* Median of per-cell LISI l[0..n) (sorted in place), scaled. */
+static double lisi_scaled_median(double *l, int64_t n, int64_t n_cat, int is_batch) {
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (!isnan(l[i])) l[m++] = l[i];
+    qsort(l, (size_t)m, sizeof *l, dbl_cmp);
+    double med = m == 0 ? NAN : (m % 2 ? l[m / 2] : 0.5 * (l[m / 2 - 1] + l[m / 2]));
+    return is_batch ? (med - 1.0) / (double)(n_cat - 1) : ((double)n_cat - med) / (double)(n_cat - 1);
+}
+
+bmfm_status bmfm_lisi_scores(const bmfm_knn *g, const int32_t *labels, int64_t n_labels, const int32_t *batches,
+                             int64_t n_batches, double *clisi, double *ilisi) {
+    const int32_t *cat[2];
+    int64_t ncat[2];
+    double *l[2] = {NULL, NULL}, *out[2];
+    int is_batch[2], nc = 0;
+    bmfm_status st = BMFM_OK;
+    if (clisi) *clisi = NAN;
+    if (ilisi) *ilisi = NAN;
+    if (clisi && labels && n_labels >= 2) cat[nc] = labels, ncat[nc] = n_labels, out[nc] = clisi, is_batch[nc++] = 0;
+    if (ilisi && batches && n_batches >= 2) cat[nc] = batches, ncat[nc] = n_batches, out[nc] = ilisi, is_batch[nc++] = 1;
+    if (!nc) return BMFM_OK;
+    for (int c = 0; c < nc; c++)
+        if (!(l[c] = bmfm_malloc((size_t)g->n * sizeof *l[c]))) st = BMFM_E_NOMEM;
+    if (!st) st = lisi_per_cell_multi(g, nc, cat, ncat, floor(g->k / 3.0), l);
+    for (int c = 0; c < nc && !st; c++) *out[c] = lisi_scaled_median(l[c], g->n, ncat[c], is_batch[c]);
+    free(l[0]);
+    free(l[1]);
     return st;
+}
+
+bmfm_status bmfm_lisi_score(const bmfm_knn *g, const int32_t *cat, int64_t n_cat, int is_batch, double *score) {
+    return is_batch ? bmfm_lisi_scores(g, NULL, 0, cat, n_cat, NULL, score)
+                    : bmfm_lisi_scores(g, cat, n_cat, NULL, 0, score, NULL);
 }

@@ -27,4 +27,10 @@ bmfm_status bmfm_lisi_per_cell(const bmfm_knn *g, const int32_t *cat, int64_t n_
  * scaling, else the cLISI one. NaN when n_cat < 2. */
 bmfm_status bmfm_lisi_score(const bmfm_knn *g, const int32_t *cat, int64_t n_cat, int is_batch, double *score);
 
+/* cLISI of labels and iLISI of batches from one perplexity calibration per
+ * cell (same numbers as two bmfm_lisi_score calls, half the work). A NULL
+ * output, NULL codes or fewer than 2 categories skips that score (NaN). */
+bmfm_status bmfm_lisi_scores(const bmfm_knn *g, const int32_t *labels, int64_t n_labels, const int32_t *batches,
+                             int64_t n_batches, double *clisi, double *ilisi);
+
 #endif

@@ -6,6 +6,7 @@
 #include "eval/scib.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,114 @@ static int64_t compact_codes(const int32_t *in, int64_t n, int64_t n_codes, int3
     return m;
 }
 
+#define SCIB_MSG_MAX 1024
+
+typedef struct scib_ctx {
+    const bmfm_scib_options *opt;
+    bmfm_scib_result *out;
+    const float *x;
+    int64_t m, d;
+    const int32_t *lab;
+    int64_t L;
+    const int32_t *bat;
+    int64_t B;
+    const bmfm_knn *knn;
+    const bmfm_wgraph *w15;
+    int32_t *memb;
+    double *sil;
+    const float *xp;
+    int64_t d_pre;
+    int bio_ok, batch_ok;
+} scib_ctx;
+
+/* NMI/ARI from the Leiden resolution scan (writes only its own fields). */
+static bmfm_status scib_leiden(scib_ctx *c) {
+    const bmfm_scib_options *opt = c->opt;
+    bmfm_leiden_scan_result lr;
+    step(opt, "leiden");
+    bmfm_status st = bmfm_leiden_scan(c->w15, c->lab, opt->res_min, opt->res_max, opt->res_step, opt->seed,
+                                      opt->leiden_iterations, c->memb, &lr);
+    if (st) return st;
+    c->out->nmi = lr.nmi;
+    c->out->ari = lr.ari;
+    c->out->best_resolution = lr.best_resolution;
+    c->out->n_clusters = lr.n_clusters;
+    return BMFM_OK;
+}
+
+/* Every other metric (none of them uses igraph). */
+static bmfm_status scib_rest(scib_ctx *c) {
+    const bmfm_scib_options *opt = c->opt;
+    bmfm_scib_result *out = c->out;
+    const float *x = c->x;
+    int64_t m = c->m, d = c->d, L = c->L, B = c->B;
+    const int32_t *lab = c->lab, *bat = c->bat;
+    bmfm_knn k50 = {0};
+    bmfm_wgraph w50 = {0};
+    bmfm_status st = BMFM_OK;
+    if (c->bio_ok) {
+        step(opt, "silhouette");
+        if ((st = bmfm_silhouette_samples(x, m, d, lab, L, c->sil))) goto done;
+        out->asw_label = bmfm_asw_label_from_samples(c->sil, m);
+        int64_t singles = 0;
+        {
+            int64_t *cnt = bmfm_calloc((size_t)L, sizeof *cnt);
+            if (!cnt) {
+                st = BMFM_E_NOMEM;
+                goto done;
+            }
+            for (int64_t i = 0; i < m; i++) cnt[lab[i]]++;
+            for (int64_t l = 0; l < L; l++) singles += cnt[l] == 1;
+            free(cnt);
+        }
+        if (singles) note_add(out, "%lld labels with a single cell (silhouette 0 for them, as sklearn)", (long long)singles);
+        if (opt->lisi) { /* with batches: iLISI too, from the same calibration */
+            step(opt, c->batch_ok ? "clisi + ilisi" : "clisi");
+            if ((st = bmfm_lisi_scores(c->knn, lab, L, c->batch_ok ? bat : NULL, B, &out->clisi,
+                                       c->batch_ok ? &out->ilisi : NULL)))
+                goto done;
+        }
+        if (c->batch_ok && opt->isolated) {
+            if ((st = bmfm_isolated_asw(c->sil, m, lab, L, bat, B, &out->isolated_asw, &out->n_isolated_labels)))
+                goto done;
+            if (isnan(out->isolated_asw)) note_add(out, "no isolated label (every label in the same number of batches)");
+        }
+    }
+    if (c->batch_ok) {
+        step(opt, "batch silhouette");
+        if ((st = bmfm_asw_batch(x, m, d, lab, L, bat, B, &out->asw_batch))) goto done;
+        if (isnan(out->asw_batch)) note_add(out, "batch ASW: no label has cells from >= 2 batches");
+        step(opt, "graph connectivity");
+        if ((st = bmfm_graph_connectivity(c->w15, lab, L, &out->graph_conn))) goto done;
+        if (opt->lisi && !c->bio_ok) {
+            step(opt, "ilisi");
+            if ((st = bmfm_lisi_score(c->knn, bat, B, 1, &out->ilisi))) goto done;
+        }
+        if (opt->kbet) {
+            step(opt, "kbet");
+            if ((st = bmfm_knn_subset(c->knn, KBET_K, &k50))) goto done;
+            if ((st = bmfm_connectivity_umap(&k50, &w50))) goto done;
+            if ((st = bmfm_kbet(x, m, d, &w50, lab, L, bat, B, KBET_ALPHA, &out->kbet, &out->n_kbet_labels)))
+                goto done;
+            if (isnan(out->kbet)) note_add(out, "kBET: no label with >= 10 cells in >= 2 batches");
+        }
+        if (opt->pcr) {
+            step(opt, "pcr");
+            if ((st = bmfm_pcr(x, m, d, bat, B, BMFM_PCR_N_COMPS, &out->pcr))) goto done;
+            if (c->xp) {
+                if ((st = bmfm_pcr(c->xp, m, c->d_pre, bat, B, BMFM_PCR_N_COMPS, &out->pcr_pre))) goto done;
+                out->pcr_comparison = bmfm_pcr_comparison(out->pcr_pre, out->pcr);
+            } else {
+                note_add(out, "PCR comparison needs the unintegrated embedding");
+            }
+        }
+    }
+done:
+    bmfm_knn_free(&k50);
+    bmfm_wgraph_free(&w50);
+    return st;
+}
+
 bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int32_t *labels, int64_t n_labels,
                               const int32_t *batches, int64_t n_batches, const float *pre, int64_t d_pre,
                               const bmfm_scib_options *opt_in, bmfm_scib_result *out) {
@@ -85,8 +194,8 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
     float *x = NULL, *xp = NULL;
     int32_t *lab = NULL, *bat = NULL, *tmp = NULL, *memb = NULL;
     double *sil = NULL;
-    bmfm_knn knn = {0}, k15 = {0}, k50 = {0};
-    bmfm_wgraph w15 = {0}, w50 = {0};
+    bmfm_knn knn = {0}, k15 = {0};
+    bmfm_wgraph w15 = {0};
 
     if (opt_in) opt = *opt_in;
     else bmfm_scib_options_default(&opt);
@@ -177,78 +286,44 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
     if ((st = bmfm_connectivity_umap(&k15, &w15))) goto done;
 
     if (bio_ok) {
-        step(&opt, "leiden");
         memb = bmfm_malloc((size_t)m * sizeof *memb);
-        if (!memb) {
-            st = BMFM_E_NOMEM;
-            goto done;
-        }
-        bmfm_leiden_scan_result lr;
-        if ((st = bmfm_leiden_scan(&w15, lab, opt.res_min, opt.res_max, opt.res_step, opt.seed,
-                                   opt.leiden_iterations, memb, &lr)))
-            goto done;
-        out->nmi = lr.nmi;
-        out->ari = lr.ari;
-        out->best_resolution = lr.best_resolution;
-        out->n_clusters = lr.n_clusters;
-
-        step(&opt, "silhouette");
         sil = bmfm_malloc((size_t)m * sizeof *sil);
-        if (!sil) {
+        if (!memb || !sil) {
             st = BMFM_E_NOMEM;
             goto done;
-        }
-        if ((st = bmfm_silhouette_samples(x, m, d, lab, L, sil))) goto done;
-        out->asw_label = bmfm_asw_label_from_samples(sil, m);
-        int64_t singles = 0;
-        {
-            int64_t *cnt = bmfm_calloc((size_t)L, sizeof *cnt);
-            if (!cnt) {
-                st = BMFM_E_NOMEM;
-                goto done;
-            }
-            for (int64_t i = 0; i < m; i++) cnt[lab[i]]++;
-            for (int64_t l = 0; l < L; l++) singles += cnt[l] == 1;
-            free(cnt);
-        }
-        if (singles) note_add(out, "%lld labels with a single cell (silhouette 0 for them, as sklearn)", (long long)singles);
-        if (opt.lisi) {
-            step(&opt, "clisi");
-            if ((st = bmfm_lisi_score(&knn, lab, L, 0, &out->clisi))) goto done;
-        }
-        if (batch_ok && opt.isolated) {
-            if ((st = bmfm_isolated_asw(sil, m, lab, L, bat, B, &out->isolated_asw, &out->n_isolated_labels)))
-                goto done;
-            if (isnan(out->isolated_asw)) note_add(out, "no isolated label (every label in the same number of batches)");
         }
     }
-    if (batch_ok) {
-        step(&opt, "batch silhouette");
-        if ((st = bmfm_asw_batch(x, m, d, lab, L, bat, B, &out->asw_batch))) goto done;
-        if (isnan(out->asw_batch)) note_add(out, "batch ASW: no label has cells from >= 2 batches");
-        step(&opt, "graph connectivity");
-        if ((st = bmfm_graph_connectivity(&w15, lab, L, &out->graph_conn))) goto done;
-        if (opt.lisi) {
-            step(&opt, "ilisi");
-            if ((st = bmfm_lisi_score(&knn, bat, B, 1, &out->ilisi))) goto done;
-        }
-        if (opt.kbet) {
-            step(&opt, "kbet");
-            if ((st = bmfm_knn_subset(&knn, KBET_K, &k50))) goto done;
-            if ((st = bmfm_connectivity_umap(&k50, &w50))) goto done;
-            if ((st = bmfm_kbet(x, m, d, &w50, lab, L, bat, B, KBET_ALPHA, &out->kbet, &out->n_kbet_labels)))
-                goto done;
-            if (isnan(out->kbet)) note_add(out, "kBET: no label with >= 10 cells in >= 2 batches");
-        }
-        if (opt.pcr) {
-            step(&opt, "pcr");
-            if ((st = bmfm_pcr(x, m, d, bat, B, BMFM_PCR_N_COMPS, &out->pcr))) goto done;
-            if (pre) {
-                if ((st = bmfm_pcr(xp, m, d_pre, bat, B, BMFM_PCR_N_COMPS, &out->pcr_pre))) goto done;
-                out->pcr_comparison = bmfm_pcr_comparison(out->pcr_pre, out->pcr);
-            } else {
-                note_add(out, "PCR comparison needs the unintegrated embedding");
+    {
+        /* The Leiden scan (igraph: single-threaded and not thread-safe) runs
+         * on one thread while the other metrics use the rest; each metric is
+         * the same code whatever its team size (thread-count independent),
+         * so the numbers do not change. */
+        scib_ctx c = {&opt, out, x, m, d, lab, L, bat, B, &knn, &w15, memb, sil, xp, d_pre, bio_ok, batch_ok};
+        int nth = omp_get_max_threads(), levels = omp_get_max_active_levels();
+        int overlap = nth > 1 && bio_ok;
+        bmfm_status st_l = BMFM_OK, st_r = BMFM_OK;
+        char msg_l[SCIB_MSG_MAX] = "", msg_r[SCIB_MSG_MAX] = "";
+        if (overlap && levels < 2) omp_set_max_active_levels(2);
+#pragma omp parallel sections num_threads(overlap ? 2 : 1)
+        {
+#pragma omp section
+            {
+                if (bio_ok && (st_l = scib_leiden(&c)) && bmfm_error_message())
+                    snprintf(msg_l, sizeof msg_l, "%s", bmfm_error_message());
             }
+#pragma omp section
+            {
+                if (overlap) omp_set_num_threads(nth - 1);
+                if ((st_r = scib_rest(&c)) && bmfm_error_message())
+                    snprintf(msg_r, sizeof msg_r, "%s", bmfm_error_message());
+            }
+        }
+        if (overlap && levels < 2) omp_set_max_active_levels(levels);
+        if (st_l || st_r) {
+            st = st_l ? st_l : st_r;
+            const char *msg = st_l ? msg_l : msg_r;
+            if (msg[0]) bmfm_error_set(st, "%s", msg);
+            goto done;
         }
     }
     out->avg_bio = (out->nmi + out->ari + out->asw_label) / 3.0;
@@ -264,8 +339,6 @@ done:
     free(sil);
     bmfm_knn_free(&knn);
     bmfm_knn_free(&k15);
-    bmfm_knn_free(&k50);
     bmfm_wgraph_free(&w15);
-    bmfm_wgraph_free(&w50);
     return st;
 }
