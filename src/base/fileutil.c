@@ -91,6 +91,20 @@ bmfm_status bmfm_read_file(const char *path, char **data, size_t *len) {
     return BMFM_OK;
 }
 
+bmfm_status bmfm_write_text_atomic(const char *path, const char *text) {
+    char tmp[4096];
+    BMFM_TRY(bmfm_atomic_tmp_path(path, tmp, sizeof tmp));
+    FILE *f = fopen(tmp, "w");
+    if (!f) return bmfm_error_set(BMFM_E_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
+    int ok = fputs(text, f) >= 0;
+    if (fclose(f) != 0) ok = 0;
+    if (!ok) {
+        bmfm_atomic_abort(tmp);
+        return bmfm_error_set(BMFM_E_IO, "%s: write failed", path);
+    }
+    return bmfm_atomic_commit(tmp, path);
+}
+
 bmfm_status bmfm_copy_file(const char *src, const char *dst) {
     char tmp[4096];
     BMFM_TRY(bmfm_atomic_tmp_path(dst, tmp, sizeof tmp));

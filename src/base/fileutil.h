@@ -22,6 +22,8 @@ void bmfm_atomic_abort(const char *tmp);
 /* Read a whole file (transparently gunzipped when it ends in .gz) into a
  * NUL-terminated buffer. */
 bmfm_status bmfm_read_file(const char *path, char **data, size_t *len);
+/* Write a string as the whole content of path, atomically. */
+bmfm_status bmfm_write_text_atomic(const char *path, const char *text);
 /* Copy a file byte for byte (dst is written atomically). */
 bmfm_status bmfm_copy_file(const char *src, const char *dst);
 int bmfm_file_exists(const char *path);

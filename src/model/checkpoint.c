@@ -153,19 +153,6 @@ bmfm_status bmfm_checkpoint_load(bmfm_model *m, const char *dir) {
     return s;
 }
 
-static bmfm_status write_text(const char *path, const char *text) {
-    char tmp[4096];
-    BMFM_TRY(bmfm_atomic_tmp_path(path, tmp, sizeof tmp));
-    FILE *f = fopen(tmp, "w");
-    if (!f) return bmfm_error_set(BMFM_E_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-    int ok = fputs(text, f) >= 0;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok) {
-        bmfm_atomic_abort(tmp);
-        return bmfm_error_set(BMFM_E_IO, "%s: write failed", path);
-    }
-    return bmfm_atomic_commit(tmp, path);
-}
 
 static bmfm_status save_metadata(const bmfm_model_config *cfg, const char *path) {
     cJSON *root = cfg->metadata_json ? cJSON_Parse(cfg->metadata_json) : NULL;
@@ -188,7 +175,7 @@ static bmfm_status save_metadata(const bmfm_model_config *cfg, const char *path)
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) return bmfm_error_set(BMFM_E_NOMEM, "%s: out of memory", path);
-    bmfm_status s = write_text(path, text);
+    bmfm_status s = bmfm_write_text_atomic(path, text);
     free(text);
     return s;
 }

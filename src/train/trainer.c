@@ -498,19 +498,6 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
 
 static void rm_tree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
-static bmfm_status write_string(const char *path, const char *text) {
-    char tmp[4096];
-    BMFM_TRY(bmfm_atomic_tmp_path(path, tmp, sizeof tmp));
-    FILE *f = fopen(tmp, "w");
-    if (!f) return bmfm_error_set(BMFM_E_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    int ok = fputs(text, f) >= 0;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok) {
-        bmfm_atomic_abort(tmp);
-        return bmfm_error_set(BMFM_E_IO, "%s: write failed", path);
-    }
-    return bmfm_atomic_commit(tmp, path);
-}
 
 static char *metadata_json(trainer *t, int64_t step, const double *val_terms, double val_loss) {
     const bmfm_train_opts *o = t->o;
@@ -583,7 +570,7 @@ static bmfm_status save_model(trainer *t, int64_t step, const double *val_terms,
         goto done;
     }
     bmfm_path_join(path, sizeof path, sub, "tokenizer.json");
-    if ((s = write_string(path, t->tok_json))) goto done;
+    if ((s = bmfm_write_text_atomic(path, t->tok_json))) goto done;
     struct stat sb;
     int existed = stat(o->out, &sb) == 0;
     if (existed && rename(o->out, old) != 0) {
