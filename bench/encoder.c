@@ -3,12 +3,19 @@
  * on [CLS_k]) against the PyTorch eager equivalent (bench/encoder_torch.py,
  * the tests/ref oracle model), measured in the same run.
  *
- *   build/bench/encoder [threads [iters]]
+ *   build/bench/encoder [threads [iters [all|512|1024|var|train512]]]
  *
- * For T = 512 and 1024 tokens per cell: inference (encoder + heads forward)
+ * train512: only the T=512 training step, no PyTorch (for valgrind, ASan,
+ * perf); BMFM_BENCH_NO_TORCH=1 skips PyTorch in the other modes.
+ *
+ * Cases: 4 cells of 512 tokens, 2 of 1024, and 8 cells with the token
+ * counts of cells of the shared zheng68k file (packed here, padded to the
+ * longest on the PyTorch side). For each: inference (encoder + heads forward)
  * and a training step (forward, WCED + label losses, backward; no optimizer)
  * in tokens/s and cells/s, the ratio to PyTorch, and the model FLOP/s as a
- * fraction of the sgemm peak measured here (a 2048^3 cblas_sgemm); on CPUs
+ * fraction of the sgemm peak measured here (a 2048^3 cblas_sgemm), and the
+ * ratio to the reference's behaviour (encoder_torch.py: padding to
+ * max_length, WCED at every position); on CPUs
  * with AVX512-BF16 also inference with bf16 projections (nn.h option) and its
  * error on z. With one
  * thread (the default) both sides report process CPU time, so neighbours on
@@ -133,6 +140,10 @@ int main(int argc, char **argv) {
     int iters = argc > 2 ? atoi(argv[2]) : 2;
     const char *only = argc > 3 ? argv[3] : "all"; /* all | 512 | 1024 | var | train512 (no PyTorch, no inference) */
     int train_only = strcmp(only, "train512") == 0, no_torch = train_only || getenv("BMFM_BENCH_NO_TORCH");
+    /* OpenBLAS with `threads` threads for the peak, then single-threaded
+     * inside our OpenMP tiles for the rest of the run (nn.h), so that its
+     * thread count is not switched on every weight-gradient call */
+    openblas_set_num_threads(threads);
     omp_set_num_threads(threads);
     if (threads == 1) g_clock = CLOCK_PROCESS_CPUTIME_ID;
     bmfm_model_config cfg;
@@ -149,6 +160,7 @@ int main(int argc, char **argv) {
     }
     bmfm_model_init(&m, 1);
     double peak = train_only ? 1e11 : sgemm_peak();
+    bmfm_nn_set_threads(threads);
     double la[3] = {0};
     getloadavg(la, 3);
     printf("encoder bench: 47M config (C=384, NL=12, NH=12, F=1024, V=19321, WCED + 5 label heads), %d thread(s), %s time, "
@@ -173,6 +185,8 @@ int main(int argc, char **argv) {
         } else {
             if (zheng_lengths(len, B)) {
                 printf("var: cannot read the zheng68k counts (BMFM_SHARED_DATA)\n");
+                free(len);
+                free(cu);
                 continue;
             }
             snprintf(label, sizeof label, "zheng68k");
