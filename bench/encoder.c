@@ -3,12 +3,19 @@
  * on [CLS_k]) against the PyTorch eager equivalent (bench/encoder_torch.py,
  * the tests/ref oracle model), measured in the same run.
  *
- *   build/bench/encoder [threads [iters]]
+ *   build/bench/encoder [threads [iters [all|512|1024|var|train512]]]
  *
- * For T = 512 and 1024 tokens per cell: inference (encoder + heads forward)
+ * train512: only the T=512 training step, no PyTorch (for valgrind, ASan,
+ * perf); BMFM_BENCH_NO_TORCH=1 skips PyTorch in the other modes.
+ *
+ * Cases: 4 cells of 512 tokens, 2 of 1024, and 8 cells with the token
+ * counts of cells of the shared zheng68k file (packed here, padded to the
+ * longest on the PyTorch side). For each: inference (encoder + heads forward)
  * and a training step (forward, WCED + label losses, backward; no optimizer)
  * in tokens/s and cells/s, the ratio to PyTorch, and the model FLOP/s as a
- * fraction of the sgemm peak measured here (a 2048^3 cblas_sgemm); on CPUs
+ * fraction of the sgemm peak measured here (a 2048^3 cblas_sgemm), and the
+ * ratio to the reference's behaviour (encoder_torch.py: padding to
+ * max_length, WCED at every position); on CPUs
  * with AVX512-BF16 also inference with bf16 projections (nn.h option) and its
  * error on z. With one
  * thread (the default) both sides report process CPU time, so neighbours on
@@ -24,6 +31,7 @@
 #include "nn/nn.h"
 
 #include <cblas.h>
+#include <hdf5.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -56,32 +64,86 @@ static double sgemm_peak(void) {
     return 2.0 * n * (double)n * n / best;
 }
 
-/* Model FLOPs of one forward over B cells of T tokens (matmuls + attention). */
-static double fwd_flops(const bmfm_model_config *c, int64_t B, int64_t T, int wced) {
-    double N = (double)(B * T), C = (double)c->C, F = (double)c->F;
-    double blk = 2.0 * N * (3 * C * C + C * C + 3 * C * F) + 4.0 * (double)B * T * T * C;
+/* Model FLOPs of one forward over B cells with N tokens in all and
+ * sum_b T_b^2 = T2 (matmuls + attention over each cell's own tokens). */
+static double fwd_flops(const bmfm_model_config *c, int64_t B, double N, double T2, int wced) {
+    double C = (double)c->C, F = (double)c->F;
+    double blk = 2.0 * N * (3 * C * C + C * C + 3 * C * F) + 4.0 * T2 * C;
     double f = c->NL * blk + 2.0 * N * 2 * c->n_sin_basis * C + 2.0 * B * C * C;
     if (wced) f += 2.0 * B * (C * C + C * c->wced_n_out * c->V);
     for (int i = 0; i < c->n_labels; i++) f += 2.0 * B * C * c->labels[i].n_classes;
     return f;
 }
 
-static int run_torch(int T, int B, int threads, int iters, double *inf_s, double *train_s) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 bench/encoder_torch.py --T %d --B %d --threads %d --iters %d", T, B,
-             threads, iters);
+typedef struct {
+    double infer, train, ref_infer, ref_train;
+} torch_times;
+
+static int run_torch(const int64_t *len, int64_t B, int threads, int iters, torch_times *tt) {
+    char cmd[4096];
+    int o = snprintf(cmd, sizeof cmd, "/usr/bin/python3 bench/encoder_torch.py --threads %d --iters %d --lengths ", threads,
+                     iters);
+    for (int64_t b = 0; b < B && o < (int)sizeof cmd - 16; b++) o += snprintf(cmd + o, sizeof cmd - o, "%s%lld", b ? "," : "", (long long)len[b]);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     char line[512];
     int got = 0;
     while (fgets(line, sizeof line, p))
-        if (sscanf(line, "torch infer_s=%lf train_s=%lf", inf_s, train_s) == 2) got = 1;
+        if (sscanf(line, "torch infer_s=%lf train_s=%lf ref_infer_s=%lf ref_train_s=%lf", &tt->infer, &tt->train,
+                   &tt->ref_infer, &tt->ref_train) == 4)
+            got = 1;
     return pclose(p) == 0 && got ? 0 : -1;
+}
+
+/* Token counts of cells of the shared zheng68k file (nonzero genes per cell,
+ * + [CLS] [CLS_0..3] [SEP], truncated at max_length 1024): B cells drawn
+ * with a fixed seed. Returns 0 on success. */
+static int zheng_lengths(int64_t *len, int64_t B) {
+    const char *dir = getenv("BMFM_SHARED_DATA");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/h5ad/bmfm_zheng68k_165.h5ad", dir ? dir : "/work/shared/data");
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return -1;
+    hid_t d = H5Dopen2(f, "X/indptr", H5P_DEFAULT);
+    int rc = -1;
+    if (d >= 0) {
+        hid_t sp = H5Dget_space(d);
+        hsize_t n = 0;
+        H5Sget_simple_extent_dims(sp, &n, NULL);
+        int64_t *ip = malloc(n * sizeof *ip);
+        if (ip && n > 1 && H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, ip) >= 0) {
+            bmfm_rng r;
+            bmfm_rng_seed(&r, 11, 0);
+            for (int64_t b = 0; b < B; b++) {
+                int64_t i = (int64_t)bmfm_rng_below(&r, (uint64_t)(n - 1)), nnz = ip[i + 1] - ip[i];
+                len[b] = (nnz < 1024 - 6 ? nnz : 1024 - 6) + 6;
+            }
+            rc = 0;
+        }
+        free(ip);
+        H5Sclose(sp);
+        H5Dclose(d);
+    }
+    H5Fclose(f);
+    return rc;
+}
+
+static void print_row(const char *label, int64_t B, double N, const char *mode, double t, double torch_s, double ref_s,
+                      double flops, double peak, const char *extra) {
+    printf("%-9s %3lld | %-10s %9.0f %8.2f %8.2f %7.2f %8.2f %7.2f %9.1f | %5.1f%%%s\n", label, (long long)B, mode, N / t,
+           B / t, torch_s > 0 ? B / torch_s : 0.0, torch_s > 0 ? torch_s / t : 0.0, ref_s > 0 ? B / ref_s : 0.0,
+           ref_s > 0 ? ref_s / t : 0.0, flops / t / 1e9, 100 * flops / t / peak, extra);
 }
 
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 1;
     int iters = argc > 2 ? atoi(argv[2]) : 2;
+    const char *only = argc > 3 ? argv[3] : "all"; /* all | 512 | 1024 | var | train512 (no PyTorch, no inference) */
+    int train_only = strcmp(only, "train512") == 0, no_torch = train_only || getenv("BMFM_BENCH_NO_TORCH");
+    /* OpenBLAS with `threads` threads for the peak, then single-threaded
+     * inside our OpenMP tiles for the rest of the run (nn.h), so that its
+     * thread count is not switched on every weight-gradient call */
+    openblas_set_num_threads(threads);
     omp_set_num_threads(threads);
     if (threads == 1) g_clock = CLOCK_PROCESS_CPUTIME_ID;
     bmfm_model_config cfg;
@@ -97,26 +159,55 @@ int main(int argc, char **argv) {
         return 2;
     }
     bmfm_model_init(&m, 1);
-    double peak = sgemm_peak();
+    double peak = train_only ? 1e11 : sgemm_peak();
+    bmfm_nn_set_threads(threads);
+    double la[3] = {0};
+    getloadavg(la, 3);
     printf("encoder bench: 47M config (C=384, NL=12, NH=12, F=1024, V=19321, WCED + 5 label heads), %d thread(s), %s time, "
-           "best of %d\n",
-           threads, threads == 1 ? "process CPU" : "wall", iters);
+           "best of %d; load average %.2f %.2f %.2f\n",
+           threads, threads == 1 ? "process CPU" : "wall", iters, la[0], la[1], la[2]);
     printf("sgemm peak (2048^3): %.1f GFLOP/s\n", peak / 1e9);
-    printf("%5s %3s | %-9s %10s %9s %9s %8s %10s | %s\n", "T", "B", "mode", "tokens/s", "cells/s", "torch c/s", "ratio",
-           "GFLOP/s", "of peak");
-    const int Ts[2] = {512, 1024}, Bs[2] = {4, 2};
-    for (int ti = 0; ti < 2; ti++) {
-        int64_t T = Ts[ti], B = Bs[ti], N = T * B;
-        int64_t *cu = malloc((size_t)(B + 1) * sizeof *cu);
+    printf("  same = vs PyTorch eager, same work; ref = vs the reference's behaviour (padding to max_length 1024 in inference,\n"
+           "  to the longest cell and WCED at every position in training); c/s = cells/s\n");
+    printf("%-9s %3s | %-10s %9s %8s %8s %7s %8s %7s %9s | %s\n", "cells", "B", "mode", "tokens/s", "c/s", "torch", "same",
+           "ref c/s", "ref", "GFLOP/s", "of peak");
+    const int64_t Ts[3] = {512, 1024, 0}, Bs[3] = {4, 2, 8};
+    const char *case_name[3] = {"512", "1024", "var"};
+    double cpu0 = (double)clock() / CLOCKS_PER_SEC;
+    for (int ti = 0; ti < 3; ti++) {
+        if (strcmp(only, "all") && strcmp(only, case_name[ti]) && !(train_only && ti == 0)) continue;
+        int64_t B = Bs[ti], N = 0;
+        int64_t *len = malloc((size_t)B * sizeof *len), *cu = malloc((size_t)(B + 1) * sizeof *cu);
+        char label[32];
+        if (Ts[ti]) {
+            for (int64_t b = 0; b < B; b++) len[b] = Ts[ti];
+            snprintf(label, sizeof label, "T=%lld", (long long)Ts[ti]);
+        } else {
+            if (zheng_lengths(len, B)) {
+                printf("var: cannot read the zheng68k counts (BMFM_SHARED_DATA)\n");
+                free(len);
+                free(cu);
+                continue;
+            }
+            snprintf(label, sizeof label, "zheng68k");
+        }
+        double T2 = 0;
+        cu[0] = 0;
+        for (int64_t b = 0; b < B; b++) cu[b + 1] = cu[b] + len[b], T2 += (double)len[b] * len[b];
+        N = cu[B];
+        if (!Ts[ti]) {
+            printf("  zheng68k cells: tokens");
+            for (int64_t b = 0; b < B; b++) printf(" %lld", (long long)len[b]);
+            printf(" (%lld in all)\n", (long long)N);
+        }
         int32_t *ids = malloc((size_t)N * sizeof *ids);
         float *expr = malloc((size_t)N * sizeof *expr), *wt = malloc((size_t)(B * m.cfg.V) * sizeof *wt);
-        if (!m.cfg.V) return 2;
         bmfm_rng r;
         bmfm_rng_seed(&r, 5, 0);
-        for (int64_t b = 0; b <= B; b++) cu[b] = b * T;
         for (int64_t b = 0; b < B; b++) {
+            int64_t T = len[b];
             for (int64_t t = 0; t < T; t++) {
-                int64_t n = b * T + t;
+                int64_t n = cu[b] + t;
                 if (t < 5) { /* [CLS] [CLS_0..3] */
                     ids[n] = t == 0 ? 3 : (int32_t)(4 + t);
                     expr[n] = -(float)(ids[n] + 1);
@@ -143,33 +234,34 @@ int main(int argc, char **argv) {
         batch.gene_ids = ids;
         batch.expr = expr;
         bmfm_head_sel inf_sel = {0, 0, 1}, train_sel = {1, 0, 1};
-        double t_inf = 1e30, t_train = 1e30;
-        if (bmfm_model_alloc_acts(&m, N, B, 0, 0, 0)) return 2;
-        for (int it = 0; it <= iters; it++) { /* first run warms up */
-            double t = now();
-            if (bmfm_encoder_forward(&m, &batch) || bmfm_heads_forward(&m, inf_sel)) return 2;
-            t = now() - t;
-            if (it && t < t_inf) t_inf = t;
-        }
-        /* bf16 projections (inference option of nn.h), with their error on z */
-        double t_bf = 0, err_bf = 0;
-        if (bmfm_cpu_has_avx512_bf16()) {
-            float *z32 = malloc((size_t)(N * m.cfg.C) * sizeof(float));
-            memcpy(z32, bmfm_encoder_output(&m), (size_t)(N * m.cfg.C) * sizeof(float));
-            bmfm_matmul_set_precision(BMFM_MATMUL_BF16);
-            t_bf = 1e30;
-            for (int it = 0; it <= iters; it++) {
+        double t_inf = 1e30, t_train = 1e30, t_bf = 0, err_bf = 0;
+        if (!train_only) {
+            if (bmfm_model_alloc_acts(&m, N, B, 0, 0, 0)) return 2;
+            for (int it = 0; it <= iters; it++) { /* first run warms up */
                 double t = now();
                 if (bmfm_encoder_forward(&m, &batch) || bmfm_heads_forward(&m, inf_sel)) return 2;
                 t = now() - t;
-                if (it && t < t_bf) t_bf = t;
+                if (it && t < t_inf) t_inf = t;
             }
-            bmfm_matmul_set_precision(BMFM_MATMUL_FP32);
-            const float *z = bmfm_encoder_output(&m);
-            double scale = 0;
-            for (int64_t i = 0; i < N * m.cfg.C; i++) scale = fmax(scale, fabs(z32[i]));
-            for (int64_t i = 0; i < N * m.cfg.C; i++) err_bf = fmax(err_bf, fabs(z[i] - z32[i]) / scale);
-            free(z32);
+            /* bf16 projections (inference option of nn.h), with their error on z */
+            if (bmfm_cpu_has_avx512_bf16()) {
+                float *z32 = malloc((size_t)(N * m.cfg.C) * sizeof(float));
+                memcpy(z32, bmfm_encoder_output(&m), (size_t)(N * m.cfg.C) * sizeof(float));
+                bmfm_matmul_set_precision(BMFM_MATMUL_BF16);
+                t_bf = 1e30;
+                for (int it = 0; it <= iters; it++) {
+                    double t = now();
+                    if (bmfm_encoder_forward(&m, &batch) || bmfm_heads_forward(&m, inf_sel)) return 2;
+                    t = now() - t;
+                    if (it && t < t_bf) t_bf = t;
+                }
+                bmfm_matmul_set_precision(BMFM_MATMUL_FP32);
+                const float *z = bmfm_encoder_output(&m);
+                double scale = 0;
+                for (int64_t i = 0; i < N * m.cfg.C; i++) scale = fmax(scale, fabs(z[i]));
+                for (int64_t i = 0; i < N * m.cfg.C; i++) err_bf = fmax(err_bf, fabs(z[i] - z32[i]) / scale);
+                free(z32);
+            }
         }
         if (bmfm_model_alloc_acts(&m, N, B, 1, 0, 0)) {
             fprintf(stderr, "encoder bench: %s\n", bmfm_error_message());
@@ -192,28 +284,31 @@ int main(int argc, char **argv) {
             t = now() - t;
             if (it && t < t_train) t_train = t;
         }
-        double ti_s = 0, tt_s = 0;
-        int have_torch = run_torch((int)T, (int)B, threads, iters, &ti_s, &tt_s) == 0;
-        double f_inf = fwd_flops(&m.cfg, B, T, 0), f_train = 3 * fwd_flops(&m.cfg, B, T, 1);
-        printf("%5lld %3lld | %-9s %10.0f %9.2f %9.2f %8.2f %10.1f | %5.1f%%\n", (long long)T, (long long)B, "inference",
-               N / t_inf, B / t_inf, have_torch ? B / ti_s : 0.0, have_torch ? ti_s / t_inf : 0.0, f_inf / t_inf / 1e9,
-               100 * f_inf / t_inf / peak);
-        if (t_bf > 0)
-            printf("%5lld %3lld | %-9s %10.0f %9.2f %9.2f %8.2f %10.1f | %5.1f%%  (z max error %.1e of its scale)\n",
-                   (long long)T, (long long)B, "infer-bf16", N / t_bf, B / t_bf, have_torch ? B / ti_s : 0.0,
-                   have_torch ? ti_s / t_bf : 0.0, f_inf / t_bf / 1e9, 100 * f_inf / t_bf / peak, err_bf);
-        printf("%5lld %3lld | %-9s %10.0f %9.2f %9.2f %8.2f %10.1f | %5.1f%%\n", (long long)T, (long long)B, "train",
-               N / t_train, B / t_train, have_torch ? B / tt_s : 0.0, have_torch ? tt_s / t_train : 0.0,
-               f_train / t_train / 1e9, 100 * f_train / t_train / peak);
-        if (!have_torch) printf("  (PyTorch run failed: no ratio)\n");
+        torch_times tt = {0};
+        int have_torch = !no_torch && run_torch(len, B, threads, iters, &tt) == 0;
+        double f_inf = fwd_flops(&m.cfg, B, (double)N, T2, 0), f_train = 3 * fwd_flops(&m.cfg, B, (double)N, T2, 1);
+        if (!train_only) {
+            print_row(label, B, (double)N, "inference", t_inf, tt.infer, tt.ref_infer, f_inf, peak, "");
+            if (t_bf > 0) {
+                char extra[64];
+                snprintf(extra, sizeof extra, "  (z max error %.1e of its scale)", err_bf);
+                print_row(label, B, (double)N, "infer-bf16", t_bf, tt.infer, tt.ref_infer, f_inf, peak, extra);
+            }
+        }
+        print_row(label, B, (double)N, "train", t_train, tt.train, tt.ref_train, f_train, peak, "");
+        if (!have_torch && !no_torch) printf("  (PyTorch run failed: no ratio)\n");
         if (loss_sum != loss_sum) printf("  warning: NaN loss\n");
         fflush(stdout);
+        free(len);
         free(cu);
         free(ids);
         free(expr);
         free(wt);
         for (int i = 0; i < 5; i++) free(lab[i]);
     }
+    getloadavg(la, 3);
+    printf("engine process CPU time %.1f s (PyTorch children excluded); load average at the end %.2f %.2f %.2f\n",
+           (double)clock() / CLOCKS_PER_SEC - cpu0, la[0], la[1], la[2]);
     bmfm_model_free(&m);
     return 0;
 }

@@ -4,7 +4,9 @@
  * tensor scale, for the 47M-style variant (CLS + CLS_0..3, WCED, label heads
  * on raw [CLS_k]) and the 32M-style variant (pooler label heads with GRL,
  * MLM heads), the same with the v1 MLP expression encoder; recomputation gives the same gradients; a cell embedded alone
- * or in a batch, with 1 or 2 threads, is bit-identical; broken model
+ * or in a batch, with 1 or 2 threads, is bit-identical; a training step
+ * reads no activation it did not write (poisoned arena) and gives the same
+ * gradient bits with 1, 2 and 3 threads; broken model
  * directories give errors naming the tensor; save + reload round trip. */
 #include "test_util.h"
 
@@ -294,6 +296,58 @@ static void test_alone_or_batched_and_threads_bit_identical(void **state) {
     ref_teardown(&rc);
 }
 
+/* One training step (forward, oracle loss, backward) with nt threads, the
+ * activation arena first filled with poison (NaN bytes) or zeros; returns a
+ * copy of the gradient arena. A read of an activation that the step did not
+ * write turns into NaN or a bit difference in the gradients. */
+static float *train_step_grads(ref_case *rc, int nt, int poison) {
+    bmfm_model *m = &rc->m;
+    assert_int_equal(bmfm_model_alloc_grads(m), BMFM_OK);
+    assert_int_equal(bmfm_model_alloc_acts(m, rc->N + 37, rc->B + 3, 1, 0, 0), BMFM_OK);
+    memset(m->a.mem, poison ? 0xFF : 0, (size_t)m->a.total * sizeof(float));
+    int nt0 = omp_get_max_threads();
+    omp_set_num_threads(nt);
+    bmfm_batch b = ref_batch(rc);
+    double terms[16];
+    assert_int_equal(bmfm_encoder_forward(m, &b), BMFM_OK);
+    assert_int_equal(bmfm_heads_forward(m, ALL), BMFM_OK);
+    double total = combined_loss(rc, terms);
+    bmfm_model_zero_grads(m);
+    assert_int_equal(bmfm_heads_backward(m, ALL), BMFM_OK);
+    assert_int_equal(bmfm_encoder_backward(m), BMFM_OK);
+    omp_set_num_threads(nt0);
+    assert_true(isfinite(total));
+    size_t bytes = (size_t)m->table.total * sizeof(float);
+    float *g = malloc(bytes);
+    memcpy(g, m->grad_mem, bytes);
+    for (int64_t i = 0; i < m->table.total; i++)
+        if (!isfinite(g[i])) fail_msg("gradient element %lld is not finite (nt=%d poison=%d)", (long long)i, nt, poison);
+    return g;
+}
+
+/* Regression for a one-off crash in the first training step of the bench:
+ * the training step must not read activations it has not written (the arena
+ * is larger than the batch and poisoned) and must give the same gradient bits
+ * with 1, 2 and 3 threads. */
+static void test_training_step_poisoned_arena_and_threads_bit_identical(void **state) {
+    (void)state;
+    const char *variants[2] = {"47m", "32m"};
+    for (int v = 0; v < 2; v++) {
+        ref_case rc;
+        ref_setup(&rc, variants[v]);
+        float *g1 = train_step_grads(&rc, 1, 0);
+        for (int nt = 1; nt <= 3; nt++) {
+            float *g = train_step_grads(&rc, nt, 1);
+            if (memcmp(g, g1, (size_t)rc.m.table.total * sizeof(float)) != 0)
+                fail_msg("%s: gradients with %d thread(s) and a poisoned arena differ from 1 thread, zeroed arena",
+                         variants[v], nt);
+            free(g);
+        }
+        free(g1);
+        ref_teardown(&rc);
+    }
+}
+
 static void expect_load_error(const char *model_dir, const char *kind, const char *needle) {
     char out[1200];
     snprintf(out, sizeof out, "%s-%s", model_dir, kind);
@@ -394,6 +448,7 @@ int main(void) {
         cmocka_unit_test(test_parity_mlp_expression_encoder),
         cmocka_unit_test(test_parity_with_recomputation),
         cmocka_unit_test(test_alone_or_batched_and_threads_bit_identical),
+        cmocka_unit_test(test_training_step_poisoned_arena_and_threads_bit_identical),
         cmocka_unit_test(test_broken_model_dirs_name_the_tensor),
         cmocka_unit_test(test_save_reload_round_trip_and_init),
         cmocka_unit_test(test_new_model_save_load),

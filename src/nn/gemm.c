@@ -113,6 +113,32 @@ static BMFM_AVX2 void gemm_panel_avx2(float *Cm, int64_t ldc, const float *A, in
     }
 }
 
+/* The packed B panels, kept per calling thread between calls: allocating
+ * (zeroed, and above glibc's mmap threshold fresh pages each time) cost
+ * ~8% of a training step in page faults and memset. Only buffers up to
+ * WS_KEEP bytes are kept. */
+#define WS_KEEP ((size_t)256 << 20)
+static _Thread_local float *tl_ws;
+static _Thread_local size_t tl_ws_cap;
+
+static float *ws_get(size_t bytes)
+{
+    if (bytes <= tl_ws_cap)
+        return tl_ws;
+    if (bytes > WS_KEEP)
+        return bmfm_aligned_alloc(bytes);
+    bmfm_aligned_free(tl_ws);
+    tl_ws = bmfm_aligned_alloc(bytes);
+    tl_ws_cap = tl_ws ? bytes : 0;
+    return tl_ws;
+}
+
+static void ws_put(float *p)
+{
+    if (p != tl_ws)
+        bmfm_aligned_free(p);
+}
+
 int bmfm_gemm_invariant(float *Cm, const float *A, const float *B, const float *bias, int64_t M,
                         int64_t N, int64_t K, int transb, int add)
 {
@@ -122,7 +148,7 @@ int bmfm_gemm_invariant(float *Cm, const float *A, const float *B, const float *
     if (M <= 0 || N <= 0)
         return 0;
     int64_t np = (N + GC - 1) / GC;
-    float *Bp = bmfm_aligned_alloc(sizeof(float) * (size_t)(np * (K > 0 ? K : 1) * GC));
+    float *Bp = ws_get(sizeof(float) * (size_t)(np * (K > 0 ? K : 1) * GC));
     if (!Bp)
         return -1;
     /* panel p, row k: B[k][p*64 .. p*64+63] with B = W^T (transb) or W */
@@ -130,6 +156,9 @@ int bmfm_gemm_invariant(float *Cm, const float *A, const float *B, const float *
     for (int64_t p = 0; p < np; p++) {
         float *dst = Bp + p * K * GC;
         int64_t c0 = p * GC, nc = N - c0 < GC ? N - c0 : GC;
+        if (nc < GC) /* the zero padding of the last panel (the buffer is reused) */
+            for (int64_t k = 0; k < K; k++)
+                memset(dst + k * GC + nc, 0, sizeof(float) * (size_t)(GC - nc));
         if (transb) {
             for (int64_t c = 0; c < nc; c++)
                 for (int64_t k = 0; k < K; k++)
@@ -150,6 +179,6 @@ int bmfm_gemm_invariant(float *Cm, const float *A, const float *B, const float *
         else
             gemm_panel_avx2(Cm, N, A, K, Bp + p * K * GC, K, r0, r1, c0, c1, bias, add);
     }
-    bmfm_aligned_free(Bp);
+    ws_put(Bp);
     return 0;
 }

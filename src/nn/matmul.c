@@ -77,8 +77,8 @@ void bmfm_matmul_backward_ref(float *dinp, float *dweight, float *dbias, const f
 #define MB 256
 #define NB 384
 #define KC 1024
-#define OB 128
-#define IB 128
+#define OB 256
+#define IB 192
 
 static int64_t cdiv(int64_t a, int64_t b)
 {
