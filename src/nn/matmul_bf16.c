@@ -5,7 +5,7 @@
  * with VDPBF16PS, which accumulates pairs of products in float32; the bias
  * is added in float32. Accuracy: each product carries the 2^-9 relative
  * rounding of both operands, so outputs differ from float32 by ~1e-3 of the
- * output scale (measured in test_nn and bench/RESULTS-nn.md). Backward passes
+ * output scale (measured in test_nn and bench/RESULTS.md (nn kernels)). Backward passes
  * always run in float32. The weight is repacked on every call
  * (OUT x IN, small next to N x OUT x IN). Thread count never changes
  * results: each output is one thread's dot product in a fixed k order.
