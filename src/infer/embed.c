@@ -187,6 +187,12 @@ static bmfm_status read_metadata(bmfm_infer_model *m, const char *path) {
             snprintf(m->default_pooling, sizeof m->default_pooling, "%s", buf);
         }
     }
+    cJSON *bp = j ? cJSON_GetObjectItemCaseSensitive(j, "bmfm_pretrain") : NULL;
+    if (bp) {
+        cJSON *ml = cJSON_GetObjectItemCaseSensitive(bp, "max_length");
+        if (cJSON_IsNumber(ml) && ml->valuedouble >= 3) m->default_max_length = (int64_t)ml->valuedouble;
+        snprintf(m->default_order, sizeof m->default_order, "random");
+    }
     const bmfm_model_config *cfg = &m->model.cfg;
     m->n_labels = cfg->n_labels;
     m->labels = bmfm_calloc((size_t)(cfg->n_labels ? cfg->n_labels : 1), sizeof *m->labels);
@@ -340,7 +346,7 @@ void bmfm_infer_model_free(bmfm_infer_model *m) {
 
 void bmfm_infer_options_default(bmfm_infer_options *o) {
     memset(o, 0, sizeof *o);
-    o->max_length = 1024;
+    o->max_length = 0; /* 0: the model's training length (bmfm_pretrain), else 1024 */
     o->batch_size = 8;
     o->token_budget = 16384;
     o->normalize = -1;
@@ -510,7 +516,9 @@ bmfm_status bmfm_infer_run(bmfm_infer_model *m, bmfm_dataset *ds, const bmfm_inf
     for (int i = 0; i < pool.n; i++)
         if (pool.kind[i] == BMFM_POOL_POOLER && !m->model.p.pool_w)
             return bmfm_error_set(BMFM_E_INPUT, "%s: pooling_layer requested but the model has no pooler", m->dir);
-    int64_t max_length = o->max_length > 0 ? o->max_length : 1024;
+    int64_t max_length = o->max_length > 0 ? o->max_length
+                         : m->default_max_length > 0 ? m->default_max_length
+                                                     : 1024;
     int64_t budget = o->token_budget > 0 ? o->token_budget : 16384;
     if (budget < max_length) budget = max_length;
     int64_t max_B = o->batch_size > 0 ? o->batch_size : budget / (m->tok.n_prefix + 2);
@@ -555,7 +563,8 @@ bmfm_status bmfm_infer_run(bmfm_infer_model *m, bmfm_dataset *ds, const bmfm_inf
     to.max_length = max_length;
     to.seed = o->seed;
     to.order = BMFM_ORDER_VAR;
-    if (o->order && (st = bmfm_gene_order_parse(o->order, &to.order))) goto done;
+    const char *order = o->order ? o->order : m->default_order[0] ? m->default_order : NULL;
+    if (order && (st = bmfm_gene_order_parse(order, &to.order))) goto done;
     int normalize = 1;
     char note[512];
     st = decide_normalize(ds, o->normalize, note, sizeof note, &normalize);

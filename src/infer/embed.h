@@ -65,6 +65,12 @@ typedef struct bmfm_infer_model {
     int has_allowed;
     bmfm_tok_opts tok;          /* prefix ([CLS] + [CLS_k]) and [SEP] from the tokenizer template */
     char default_pooling[64];   /* trainer_config.pooling_method, else "first_token" */
+    /* Input settings the model was trained with, for models from `bmfm pretrain`
+     * (checkpoint_metadata.json "bmfm_pretrain": its max_length, and the random
+     * gene order our trainer uses); 0 / "" for released checkpoints, which get
+     * the reference inference defaults (1024 tokens, var order). */
+    int64_t default_max_length;
+    char default_order[16];
     bmfm_label_space *labels;   /* [cfg.n_labels] */
     int n_labels;
 } bmfm_infer_model;

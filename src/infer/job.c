@@ -41,7 +41,9 @@ bmfm_status bmfm_infer_job_run(const bmfm_infer_job *j, bmfm_job_report *rep) {
              "{\"model\": \"%s\", \"pooling\": \"%s\", \"max_length\": %lld, \"order\": \"%s\", "
              "\"input\": \"%s\", \"layer\": \"%s\", \"normalization\": \"%s\", \"empty_cells\": %lld}",
              j->opts.model_dir, j->opts.pooling ? j->opts.pooling : m->default_pooling,
-             (long long)j->opts.max_length, j->opts.order ? j->opts.order : "var", j->input,
+             (long long)(j->opts.max_length > 0 ? j->opts.max_length
+                         : m->default_max_length > 0 ? m->default_max_length : 1024),
+             j->opts.order ? j->opts.order : m->default_order[0] ? m->default_order : "var", j->input,
              j->layer ? j->layer : "X", r->normalize_note, (long long)r->n_empty);
     char key[256];
     snprintf(key, sizeof key, "%s_provenance", j->key);
