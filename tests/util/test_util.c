@@ -10,12 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char ring[8][4096];
+static char ring[64][4096];
 static int ring_next;
 
 static char *ring_buf(void) {
     char *b = ring[ring_next];
-    ring_next = (ring_next + 1) % 8;
+    ring_next = (ring_next + 1) % 64;
     return b;
 }
 

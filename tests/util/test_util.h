@@ -13,7 +13,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-/* "<shared data dir>/<rel>" in a static buffer ring (valid for 8 calls). */
+/* "<shared data dir>/<rel>" in a static buffer ring shared with tu_scratch:
+ * a returned path stays valid for the next 63 calls of either. Copy it into
+ * your own buffer when you keep it longer: a test once wrote its output over a
+ * shared input through a reused slot (run_tests.sh now catches that). */
 const char *tu_data(const char *rel);
 /* A scratch directory for this test program, created on first use:
  * "<build>/tests/scratch/<name>/". Returns "<dir>/<file>". */
