@@ -10,6 +10,7 @@
  * OpenMP thread count.
  */
 #include "eval/knn.h"
+#include "base/blas_threads.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -131,17 +132,6 @@ static void knn_row_block(const float *X, const float *xc, const float *sq, int6
     }
 }
 
-int bmfm_blas_threads_begin(void) {
-    int t = openblas_get_num_threads();
-    /* always 1, also for one OpenMP thread: OpenBLAS's blocking depends on
-     * its thread count, and so would the last bits of our sums */
-    openblas_set_num_threads(1);
-    return t;
-}
-
-void bmfm_blas_threads_end(int saved) {
-    if (openblas_get_num_threads() != saved) openblas_set_num_threads(saved);
-}
 
 void bmfm_knn_free(bmfm_knn *g) {
     if (!g) return;

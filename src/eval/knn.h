@@ -34,11 +34,6 @@ bmfm_status bmfm_knn_subset(const bmfm_knn *g, int k, bmfm_knn *out);
 
 void bmfm_knn_free(bmfm_knn *g);
 
-/* Around an OpenMP region whose threads each call BLAS: OpenBLAS set to one
- * thread, the previous count restored after. Process-wide, like any OpenBLAS
- * thread setting. */
-int bmfm_blas_threads_begin(void);
-void bmfm_blas_threads_end(int saved);
 
 /* out = X minus its column means, in double (n x d row-major); the
  * distance and PCA code centre first to keep ||x||^2 small. */

@@ -15,6 +15,7 @@
  * minimiser is the same (the objective is strictly convex).
  */
 #include "eval/probe.h"
+#include "base/blas_threads.h"
 
 #include "base/alloc.h"
 #include "base/rng.h"
@@ -86,8 +87,6 @@ typedef struct {
     double f, gmax;
 } lbfgs_info;
 
-extern int openblas_get_num_threads(void);
-extern void openblas_set_num_threads(int);
 
 static double vdot(const double *a, const double *b, int64_t n) {
     return cblas_ddot((int)n, a, 1, b, 1);
@@ -637,8 +636,7 @@ static int run_groups(const float *emb, int64_t n, int64_t d, const int32_t *y, 
     double r[BMFM_PROBE_MAX_FOLDS][4];
     bmfm_status gst[BMFM_PROBE_MAX_FOLDS] = {BMFM_OK};
     if (n_groups > BMFM_PROBE_MAX_FOLDS) n_groups = BMFM_PROBE_MAX_FOLDS;
-    int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+    int blas_threads = bmfm_blas_threads_begin();
 #pragma omp parallel for schedule(dynamic, 1)
     for (int g = 0; g < n_groups; g++) {
         if (only >= 0 && g != only) continue;
@@ -658,7 +656,7 @@ static int run_groups(const float *emb, int64_t n, int64_t d, const int32_t *y, 
             scored[g] = fit_eval(emb, n, d, y, K, tr, te, o, &r[g][0], &r[g][1], &r[g][2], &r[g][3], &nc[g], &gst[g]);
         free(tr);
     }
-    openblas_set_num_threads(blas_threads);
+    bmfm_blas_threads_end(blas_threads);
     int skipped = 0;
     for (int g = 0; g < n_groups; g++) {
         if (gst[g] && !*st) *st = gst[g];

@@ -6,6 +6,7 @@
  * extra memory.
  */
 #include "eval/silhouette.h"
+#include "base/blas_threads.h"
 
 #include <cblas.h>
 #include <math.h>

@@ -14,6 +14,7 @@
  * The `_ref` versions are the plain triple loops (the specification).
  */
 #include "nn/nn.h"
+#include "base/blas_threads.h"
 #include "nn/gemm.h"
 #include "nn/nn_internal.h"
 
@@ -85,23 +86,6 @@ static int64_t cdiv(int64_t a, int64_t b)
     return (a + b - 1) / b;
 }
 
-/* OpenBLAS runs single-threaded inside our OpenMP tiles: one thread pool in
- * the process (see bmfm_nn_set_threads). The previous setting is restored
- * so other users of OpenBLAS in the process are unaffected. */
-static int blas_single_begin(void)
-{
-    int prev = openblas_get_num_threads();
-    if (prev != 1)
-        openblas_set_num_threads(1);
-    return prev;
-}
-
-static void blas_single_end(int prev)
-{
-    if (prev != 1)
-        openblas_set_num_threads(prev);
-}
-
 /* C[M,N] (ldc) = A[M,K] (lda) @ B^T or B, row-major, over MB x NB tiles. */
 static void gemm_tiled(int transb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                        const float *B, int64_t ldb, float beta, float *Cm, int64_t ldc)
@@ -138,9 +122,9 @@ void bmfm_matmul_forward(float *out, const float *inp, const float *weight, cons
     }
     if (IN <= 0)
         return;
-    int prev = blas_single_begin();
+    int prev = bmfm_blas_threads_begin();
     gemm_tiled(1, N, OUT, IN, inp, IN, weight, IN, beta, out, OUT);
-    blas_single_end(prev);
+    bmfm_blas_threads_end(prev);
 }
 
 /* dbias[o] += sum_n dout[n, o], rows in order; threads own column blocks. */
@@ -165,7 +149,7 @@ void bmfm_matmul_backward(float *dinp, float *dweight, float *dbias, const float
 {
     if (N <= 0 || IN <= 0 || OUT <= 0)
         return;
-    int prev = blas_single_begin();
+    int prev = bmfm_blas_threads_begin();
     if (dinp && bmfm_gemm_invariant(dinp, dout, weight, NULL, N, IN, OUT, 0, 1) != 0)
         gemm_tiled(0, N, IN, OUT, dout, OUT, weight, IN, 1.0f, dinp, IN);
     if (dweight) {
@@ -183,7 +167,7 @@ void bmfm_matmul_backward(float *dinp, float *dweight, float *dbias, const float
             }
         }
     }
-    blas_single_end(prev);
+    bmfm_blas_threads_end(prev);
     if (dbias)
         colsum_accumulate(dbias, dout, N, OUT);
 }
