@@ -58,16 +58,6 @@ static void usage(FILE *f) {
             "Exit codes: 0 ok, 2 unreadable or invalid input / bad option.\n");
 }
 
-static const char *kind_name(bmfm_column_kind k) {
-    switch (k) {
-    case BMFM_COL_CATEGORICAL: return "categorical";
-    case BMFM_COL_STRING: return "string";
-    case BMFM_COL_FLOAT: return "float";
-    case BMFM_COL_INT: return "int";
-    default: return "bool";
-    }
-}
-
 static const char *encoding_name(bmfm_x_encoding e) {
     switch (e) {
     case BMFM_X_CSR: return "csr";
@@ -104,7 +94,7 @@ static bmfm_status column_json(const bmfm_column *c, int with_top, cJSON **out) 
     bmfm_strmap seen = {0};
     bmfm_status s = BMFM_OK;
     cJSON_AddStringToObject(j, "name", c->name);
-    cJSON_AddStringToObject(j, "kind", kind_name(c->kind));
+    cJSON_AddStringToObject(j, "kind", bmfm_column_kind_name(c->kind));
     int64_t missing = 0, n_distinct = 0;
     if (c->kind == BMFM_COL_CATEGORICAL || c->kind == BMFM_COL_STRING) {
         /* label index per row: category code, or first-seen order of strings */

@@ -56,16 +56,6 @@ static cJSON *oracle(const char *path, const char *matrix) {
     return j;
 }
 
-static const char *kind_name(bmfm_column_kind k) {
-    switch (k) {
-    case BMFM_COL_CATEGORICAL: return "categorical";
-    case BMFM_COL_STRING: return "string";
-    case BMFM_COL_FLOAT: return "float";
-    case BMFM_COL_INT: return "int";
-    default: return "bool";
-    }
-}
-
 static void check_frame(bmfm_dataset *ds, int axis, const cJSON *expect, const char *path) {
     const char *const *names;
     int64_t n;
@@ -79,7 +69,7 @@ static void check_frame(bmfm_dataset *ds, int axis, const cJSON *expect, const c
         bmfm_status st = axis ? bmfm_dataset_var_column(ds, names[i], &c) : bmfm_dataset_obs_column(ds, names[i], &c);
         if (st != BMFM_OK) fail_msg("%s: column %s: %s", path, names[i], bmfm_error_message());
         const char *kind = cJSON_GetObjectItem(e, "kind")->valuestring;
-        if (strcmp(kind, kind_name(c.kind)) != 0) fail_msg("%s: %s is %s, python says %s", path, names[i], kind_name(c.kind), kind);
+        if (strcmp(kind, bmfm_column_kind_name(c.kind)) != 0) fail_msg("%s: %s is %s, python says %s", path, names[i], bmfm_column_kind_name(c.kind), kind);
         if (c.kind == BMFM_COL_CATEGORICAL)
             assert_int_equal(c.n_categories, cJSON_GetObjectItem(e, "n_categories")->valueint);
         const cJSON *rows = cJSON_GetObjectItem(e, "rows"), *vals = cJSON_GetObjectItem(e, "values");

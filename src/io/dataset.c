@@ -46,6 +46,17 @@ bmfm_status bmfm_csr_reserve(bmfm_csr *m, int64_t nrows, int64_t nnz) {
     return BMFM_OK;
 }
 
+const char *bmfm_column_kind_name(bmfm_column_kind k) {
+    switch (k) {
+    case BMFM_COL_CATEGORICAL: return "categorical";
+    case BMFM_COL_STRING: return "string";
+    case BMFM_COL_FLOAT: return "float";
+    case BMFM_COL_INT: return "int";
+    case BMFM_COL_BOOL: return "bool";
+    }
+    return "bool";
+}
+
 void bmfm_column_free(bmfm_column *c) {
     if (!c) return;
     free(c->name);

@@ -55,6 +55,8 @@ typedef struct bmfm_column {
 } bmfm_column;
 
 void bmfm_column_free(bmfm_column *c);
+/* "categorical", "string", "float", "int" or "bool" (the names inspect --json prints). */
+const char *bmfm_column_kind_name(bmfm_column_kind k);
 /* Row i as text whatever the kind (categories, strings, formatted numbers);
  * NULL when missing. `buf` holds formatted numbers. */
 const char *bmfm_column_text(const bmfm_column *c, int64_t i, char *buf, size_t n);
