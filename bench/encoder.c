@@ -37,7 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 static clockid_t g_clock = CLOCK_MONOTONIC;
 
@@ -79,10 +81,27 @@ typedef struct {
     double infer, train, ref_infer, ref_train;
 } torch_times;
 
+/* The PyTorch child gets the setup its CPU tuning guides recommend, so that
+ * the ratio measures the engines and not the allocator: OpenBLAS and OpenMP
+ * limited to `threads` (Debian's torch calls the system OpenBLAS, whose own
+ * pthread pool would otherwise use every core and count in its CPU time),
+ * and jemalloc that keeps freed pages (with glibc malloc every tensor above
+ * 32 MB is a fresh mmap whose page faults cost PyTorch 2-5x on this VM). */
+static const char *JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+
+static int torch_env(char *buf, size_t n, int threads) {
+    int o = snprintf(buf, n, "OPENBLAS_NUM_THREADS=%d OMP_NUM_THREADS=%d ", threads, threads);
+    if (!getenv("BMFM_BENCH_TORCH_GLIBC_MALLOC") && access(JEMALLOC, R_OK) == 0)
+        o += snprintf(buf + o, n - (size_t)o, "LD_PRELOAD=%s MALLOC_CONF=retain:true,dirty_decay_ms:-1,muzzy_decay_ms:-1 ",
+                      JEMALLOC);
+    return o;
+}
+
 static int run_torch(const int64_t *len, int64_t B, int threads, int iters, torch_times *tt) {
     char cmd[4096];
-    int o = snprintf(cmd, sizeof cmd, "/usr/bin/python3 bench/encoder_torch.py --threads %d --iters %d --lengths ", threads,
-                     iters);
+    int o = torch_env(cmd, sizeof cmd, threads);
+    o += snprintf(cmd + o, sizeof cmd - (size_t)o, "/usr/bin/python3 bench/encoder_torch.py --threads %d --iters %d --lengths ",
+                  threads, iters);
     for (int64_t b = 0; b < B && o < (int)sizeof cmd - 16; b++) o += snprintf(cmd + o, sizeof cmd - o, "%s%lld", b ? "," : "", (long long)len[b]);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
@@ -135,7 +154,25 @@ static void print_row(const char *label, int64_t B, double N, const char *mode, 
            ref_s > 0 ? ref_s / t : 0.0, flops / t / 1e9, 100 * flops / t / peak, extra);
 }
 
+/* OpenBLAS picks its kernels once, at load, from OPENBLAS_CORETYPE or the
+ * CPU id; the AVX2 "Haswell" kernels reach about half the sgemm rate of the
+ * AVX-512 "SkylakeX" ones on an AVX-512 CPU (115 vs 210 GFLOP/s on the Zen5
+ * VM of bench/RESULTS.md), which would halve the "peak" and flatter every
+ * percentage. On AVX-512 CPUs the bench therefore re-executes itself with
+ * the AVX-512 kernels (for the peak, our weight-gradient GEMMs and the
+ * PyTorch child alike) unless BMFM_BENCH_KEEP_CORETYPE is set. */
+static void prefer_avx512_openblas(char **argv) {
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    if (getenv("BMFM_BENCH_KEEP_CORETYPE") || !__builtin_cpu_supports("avx512f")) return;
+    if (ct && (!strcasecmp(ct, "SkylakeX") || !strcasecmp(ct, "Cooperlake") || !strcasecmp(ct, "SapphireRapids"))) return;
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    setenv("BMFM_BENCH_KEEP_CORETYPE", "1", 1);
+    execv("/proc/self/exe", argv);
+    perror("encoder bench: re-exec with OPENBLAS_CORETYPE=SkylakeX"); /* keep going with the loaded kernels */
+}
+
 int main(int argc, char **argv) {
+    prefer_avx512_openblas(argv);
     int threads = argc > 1 ? atoi(argv[1]) : 1;
     int iters = argc > 2 ? atoi(argv[2]) : 2;
     const char *only = argc > 3 ? argv[3] : "all"; /* all | 512 | 1024 | var | train512 (no PyTorch, no inference) */
@@ -166,7 +203,10 @@ int main(int argc, char **argv) {
     printf("encoder bench: 47M config (C=384, NL=12, NH=12, F=1024, V=19321, WCED + 5 label heads), %d thread(s), %s time, "
            "best of %d; load average %.2f %.2f %.2f\n",
            threads, threads == 1 ? "process CPU" : "wall", iters, la[0], la[1], la[2]);
-    printf("sgemm peak (2048^3): %.1f GFLOP/s\n", peak / 1e9);
+    char tenv[512];
+    torch_env(tenv, sizeof tenv, threads);
+    printf("sgemm peak (2048^3, OpenBLAS %s kernels): %.1f GFLOP/s\nPyTorch child environment: %s\n", openblas_get_corename(),
+           peak / 1e9, no_torch ? "(not run)" : tenv);
     printf("  same = vs PyTorch eager, same work; ref = vs the reference's behaviour (padding to max_length 1024 in inference,\n"
            "  to the longest cell and WCED at every position in training); c/s = cells/s\n");
     printf("%-9s %3s | %-10s %9s %8s %8s %7s %8s %7s %9s | %s\n", "cells", "B", "mode", "tokens/s", "c/s", "torch", "same",

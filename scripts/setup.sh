@@ -2,12 +2,13 @@
 # Install the Debian packages bmfm needs to build, run and test (idempotent).
 # Build/runtime: HDF5, OpenBLAS, igraph, cJSON, libyaml, zlib, OpenMPI, cmocka.
 # Test oracles: Debian's python3 with torch, numpy, anndata, h5py, sklearn,
-# scipy, igraph and leidenalg (always run as /usr/bin/python3).
+# scipy, igraph and leidenalg (always run as /usr/bin/python3). Benchmarks:
+# jemalloc for the PyTorch baselines (the allocator its CPU tuning guides use).
 set -euo pipefail
 PKGS=(build-essential pkg-config libhdf5-dev libopenblas-dev libigraph-dev libcjson-dev
       libyaml-dev zlib1g-dev libopenmpi-dev libcmocka-dev hdf5-tools
       python3 python3-numpy python3-scipy python3-torch python3-anndata python3-h5py
-      python3-pandas python3-sklearn python3-igraph python3-leidenalg)
+      python3-pandas python3-sklearn python3-igraph python3-leidenalg libjemalloc2)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

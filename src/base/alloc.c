@@ -13,8 +13,25 @@ void *bmfm_malloc(size_t n) {
     return p;
 }
 
+/* Large blocks are zeroed by writing them here, on the calling thread, not
+ * left to calloc's fresh mmap pages: a first read maps the shared zero page,
+ * and the later write then copies it and flushes that TLB entry on every
+ * CPU the process runs on. When that happens inside an OpenMP region (the
+ * PCA covariance accumulates with +=), each page costs a cross-CPU
+ * interrupt; on the 2-vCPU VM of bench/RESULTS.md that made a 0.7 s step
+ * take 5.7 s with 2 threads. Small blocks keep calloc. */
+#define BMFM_CALLOC_WRITE_ZERO (1u << 20)
+
 void *bmfm_calloc(size_t count, size_t size) {
-    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!count) count = 1;
+    if (!size) size = 1;
+    void *p;
+    if (count <= SIZE_MAX / size && count * size >= BMFM_CALLOC_WRITE_ZERO) {
+        p = malloc(count * size);
+        if (p) explicit_bzero(p, count * size); /* gcc turns malloc + memset(0) back into calloc */
+    } else {
+        p = calloc(count, size);
+    }
     if (!p) bmfm_error_set(BMFM_E_NOMEM, "out of memory allocating %zu x %zu bytes", count, size);
     return p;
 }

@@ -295,10 +295,12 @@ static double lr_loss_grad(const double *w, double *g, void *vctx) {
                 r[k] += w[k * ld + d];
                 mx = fmax(mx, r[k]);
             }
-            for (int k = 0; k < K; k++) s += exp(r[k] - mx);
-            double lse = mx + log(s);
-            loss += lse - r[c->y[i]];
-            for (int k = 0; k < K; k++) r[k] = exp(r[k] - lse);
+            /* as sklearn 1.2's HalfMultinomialLoss: p_k = exp(r_k - max) / sum,
+             * loss = log(sum) + max - r_y (one exp per class) */
+            double ry = r[c->y[i]];
+            for (int k = 0; k < K; k++) s += (r[k] = exp(r[k] - mx));
+            loss += log(s) + mx - ry;
+            for (int k = 0; k < K; k++) r[k] /= s;
             r[c->y[i]] -= 1.0;
         }
     }
