@@ -22,6 +22,7 @@
  * a shared machine do not count; with more threads it is wall time.
  * Not part of the test suite.
  */
+#include "base/blas_threads.h"
 #include "base/rng.h"
 #include "model/checkpoint.h"
 #include "model/encoder.h"
@@ -37,7 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -154,25 +154,8 @@ static void print_row(const char *label, int64_t B, double N, const char *mode, 
            ref_s > 0 ? ref_s / t : 0.0, flops / t / 1e9, 100 * flops / t / peak, extra);
 }
 
-/* OpenBLAS picks its kernels once, at load, from OPENBLAS_CORETYPE or the
- * CPU id; the AVX2 "Haswell" kernels reach about half the sgemm rate of the
- * AVX-512 "SkylakeX" ones on an AVX-512 CPU (115 vs 210 GFLOP/s on the Zen5
- * VM of bench/RESULTS.md), which would halve the "peak" and flatter every
- * percentage. On AVX-512 CPUs the bench therefore re-executes itself with
- * the AVX-512 kernels (for the peak, our weight-gradient GEMMs and the
- * PyTorch child alike) unless BMFM_BENCH_KEEP_CORETYPE is set. */
-static void prefer_avx512_openblas(char **argv) {
-    const char *ct = getenv("OPENBLAS_CORETYPE");
-    if (getenv("BMFM_BENCH_KEEP_CORETYPE") || !__builtin_cpu_supports("avx512f")) return;
-    if (ct && (!strcasecmp(ct, "SkylakeX") || !strcasecmp(ct, "Cooperlake") || !strcasecmp(ct, "SapphireRapids"))) return;
-    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-    setenv("BMFM_BENCH_KEEP_CORETYPE", "1", 1);
-    execv("/proc/self/exe", argv);
-    perror("encoder bench: re-exec with OPENBLAS_CORETYPE=SkylakeX"); /* keep going with the loaded kernels */
-}
-
 int main(int argc, char **argv) {
-    prefer_avx512_openblas(argv);
+    bmfm_blas_prefer_avx512_kernels(argv); /* an honest peak: see blas_threads.h */
     int threads = argc > 1 ? atoi(argv[1]) : 1;
     int iters = argc > 2 ? atoi(argv[2]) : 2;
     const char *only = argc > 3 ? argv[3] : "all"; /* all | 512 | 1024 | var | train512 (no PyTorch, no inference) */
@@ -205,7 +188,7 @@ int main(int argc, char **argv) {
            threads, threads == 1 ? "process CPU" : "wall", iters, la[0], la[1], la[2]);
     char tenv[512];
     torch_env(tenv, sizeof tenv, threads);
-    printf("sgemm peak (2048^3, OpenBLAS %s kernels): %.1f GFLOP/s\nPyTorch child environment: %s\n", openblas_get_corename(),
+    printf("sgemm peak (2048^3, OpenBLAS %s kernels): %.1f GFLOP/s\nPyTorch child environment: %s\n", bmfm_blas_kernel_name(),
            peak / 1e9, no_torch ? "(not run)" : tenv);
     printf("  same = vs PyTorch eager, same work; ref = vs the reference's behaviour (padding to max_length 1024 in inference,\n"
            "  to the longest cell and WCED at every position in training); c/s = cells/s\n");

@@ -14,4 +14,18 @@
 int bmfm_blas_threads_begin(void);
 void bmfm_blas_threads_end(int saved);
 
+/* For benchmarks that report a fraction of "the machine's sgemm peak".
+ * OpenBLAS picks its kernels once, at load, from OPENBLAS_CORETYPE or the
+ * CPU id; its AVX2 "Haswell" kernels reach about half the sgemm rate of the
+ * AVX-512 "SkylakeX" ones on an AVX-512 CPU (115 vs 210 GFLOP/s on the Zen5
+ * VM of bench/RESULTS.md), which would halve the peak and flatter every
+ * percentage. On AVX-512 CPUs whose OPENBLAS_CORETYPE names no AVX-512
+ * kernel set, this re-executes the program (/proc/self/exe, same argv) with
+ * OPENBLAS_CORETYPE=SkylakeX, unless BMFM_BENCH_KEEP_CORETYPE is set; it
+ * returns only when no re-exec was needed or the exec failed. */
+void bmfm_blas_prefer_avx512_kernels(char **argv);
+
+/* Name of the OpenBLAS kernel set in use ("SkylakeX", "Haswell", ...). */
+const char *bmfm_blas_kernel_name(void);
+
 #endif
