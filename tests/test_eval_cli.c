@@ -96,6 +96,60 @@ static void test_eval_sensible_values_and_json(void **state) {
     cJSON_Delete(j);
 }
 
+/* The largest shared file (7,480 cells, so that OpenBLAS splits its work by
+ * thread count) with its baseline PCA and a pseudo batch (cell parity). */
+static const char *make_pbmc8k_file(void) {
+    static char path[512];
+    if (path[0]) return path;
+    snprintf(path, sizeof path, "%s", tu_scratch("pbmc8k_batch.h5ad"));
+    char base[512], *log = NULL;
+    snprintf(base, sizeof base, "%s", tu_scratch("pbmc8k_base.h5ad"));
+    assert_int_equal(tu_capture(&log, "%s baseline pca %s -o %s -q", tu_bmfm_bin(), tu_data("h5ad/scvijl_pbmc8k_7480x200.h5ad"), base), 0);
+    free(log);
+    bmfm_dataset *ds;
+    assert_int_equal(bmfm_dataset_open(base, NULL, &ds), 0);
+    int64_t n = bmfm_dataset_n_obs(ds);
+    int32_t *parity = malloc(n * sizeof *parity);
+    for (int64_t i = 0; i < n; i++) parity[i] = (int32_t)(i % 2);
+    const char *cats[] = {"even", "odd"};
+    bmfm_h5ad_edit *e;
+    assert_int_equal(bmfm_h5ad_edit_begin(ds, path, &e), 0);
+    assert_int_equal(bmfm_h5ad_edit_put_obs_categorical(e, "pseudo_batch", parity, cats, 2), 0);
+    assert_int_equal(bmfm_h5ad_edit_commit(e), 0);
+    bmfm_dataset_close(ds);
+    free(parity);
+    return path;
+}
+
+/* Every number must be the same whatever the thread count (OpenMP and
+ * OpenBLAS both follow --threads): the JSON files are compared byte for byte.
+ * Caught PCR's dsyrk, which OpenBLAS blocked by its thread count (PCR moved in
+ * the last bit between --threads 1 and 2). */
+static void test_eval_json_thread_count_invariant(void **state) {
+    (void)state;
+    const char *in = make_pbmc8k_file();
+    char *j[2] = {NULL, NULL};
+    const int threads[2] = {1, 2};
+    for (int t = 0; t < 2; t++) {
+        char path[512], *log = NULL;
+        snprintf(path, sizeof path, "%s", tu_scratch(t ? "eval_t2.json" : "eval_t1.json"));
+        int rc = tu_capture(&log, "%s eval %s --embedding X_pca --label cell_type --batch pseudo_batch --probe -q --threads %d --json %s",
+                            tu_bmfm_bin(), in, threads[t], path);
+        free(log);
+        assert_int_equal(rc, 0);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        j[t] = calloc(1, 1 << 16);
+        size_t n = fread(j[t], 1, (1 << 16) - 1, f);
+        fclose(f);
+        assert_true(n > 100);
+    }
+    /* the input path is the same, so the whole document must match */
+    assert_string_equal(j[0], j[1]);
+    free(j[0]);
+    free(j[1]);
+}
+
 static void test_eval_one_label_one_batch_singletons(void **state) {
     (void)state;
     const char *in = make_edge_file();
@@ -180,6 +234,7 @@ static void test_eval_missing_key_and_column_exit_2(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eval_sensible_values_and_json),
+        cmocka_unit_test(test_eval_json_thread_count_invariant),
         cmocka_unit_test(test_eval_one_label_one_batch_singletons),
         cmocka_unit_test(test_eval_missing_key_and_column_exit_2),
     };
