@@ -14,6 +14,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #define KNN_ROW_BLOCK 256
 #define KNN_COL_BLOCK 2048
 #define KNN_SCAN 32 /* columns checked at once against the k-th best */
+#define KNN_BUF_FACTOR 4 /* screening buffer per row: this many times the candidates kept */
 
 typedef struct cand {
     double d;
@@ -37,44 +39,85 @@ static int cand_cmp(const void *a, const void *b) {
     return (x->j > y->j) - (x->j < y->j);
 }
 
-/* (d, j) is worse than (e, k): larger distance, or equal distance and larger index. */
-static inline int cand_worse(const cand *a, const cand *b) { return a->d > b->d || (a->d == b->d && a->j > b->j); }
-
-/* Bounded max-heap of the m best candidates (worst at c[0]). */
-static inline void cand_push(cand *c, int *cnt, int m, double d, int32_t j) {
-    cand x = {d, j};
-    int n = *cnt, p;
-    if (n < m) {
-        p = n++;
-        while (p > 0) {
-            int up = (p - 1) / 2;
-            if (!cand_worse(&x, &c[up])) break;
-            c[p] = c[up];
-            p = up;
-        }
-        c[p] = x;
-        *cnt = n;
-        return;
-    }
-    if (!cand_worse(&c[0], &x)) return;
-    p = 0; /* replace the root and sift down */
-    for (;;) {
-        int l = 2 * p + 1, r = l + 1, w = p;
-        const cand *wc = &x;
-        if (l < n && cand_worse(&c[l], wc)) w = l, wc = &c[l];
-        if (r < n && cand_worse(&c[r], wc)) w = r, wc = &c[r];
-        if (w == p) break;
-        c[p] = c[w];
-        p = w;
-    }
-    c[p] = x;
+/* Screening candidates are 64-bit keys ordered as (float distance, index):
+ * the float's bits mapped to an unsigned integer of the same order (negative
+ * values, from cancellation, flipped; -0 made +0 first so that it ties with
+ * +0), column index below. One integer compare replaces the (distance,
+ * index) pair compare, and the kept set is exactly the m smallest pairs. */
+static inline uint64_t screen_key(float d, int32_t j) {
+    union { float f; uint32_t u; } v = {d + 0.0f};
+    uint32_t u = (v.u & 0x80000000u) ? ~v.u : (v.u | 0x80000000u);
+    return (uint64_t)u << 32 | (uint32_t)j;
 }
 
-/* Rows r0..r0+KNN_ROW_BLOCK: screen all columns, then re-rank in double. */
+static inline float screen_key_dist(uint64_t k) {
+    uint32_t u = (uint32_t)(k >> 32);
+    union { uint32_t u; float f; } v = {(u & 0x80000000u) ? (u & 0x7fffffffu) : ~u};
+    return v.f;
+}
+
+/* Reorder a[0..n) so that a[0..m) are its m smallest keys (m < n), with the
+ * largest of them at a[m-1]. Keys are distinct (they hold the index), so the
+ * kept set does not depend on the pivots. */
+static void keep_smallest(uint64_t *a, int n, int m) {
+    int lo = 0, hi = n - 1, want = m - 1;
+    while (lo < hi) {
+        uint64_t x = a[lo + (hi - lo) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] < x) i++;
+            while (a[j] > x) j--;
+            if (i <= j) {
+                uint64_t t = a[i];
+                a[i++] = a[j];
+                a[j--] = t;
+            }
+        }
+        if (want <= j) hi = j;
+        else if (want >= i) lo = i;
+        else break;
+    }
+}
+
+/* Squared distance in double, summed in coordinate order (as a plain loop
+ * would), four candidates at a time so the four sums overlap in the FPU. */
+static void rerank_distances(const float *X, int64_t d, const float *xi, cand *c, int cnt) {
+    int t = 0;
+    for (; t + 4 <= cnt; t += 4) {
+        const float *x0 = X + (int64_t)c[t].j * d, *x1 = X + (int64_t)c[t + 1].j * d;
+        const float *x2 = X + (int64_t)c[t + 2].j * d, *x3 = X + (int64_t)c[t + 3].j * d;
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (int64_t q = 0; q < d; q++) {
+            double v = (double)xi[q], e0 = v - (double)x0[q], e1 = v - (double)x1[q];
+            double e2 = v - (double)x2[q], e3 = v - (double)x3[q];
+            s0 += e0 * e0;
+            s1 += e1 * e1;
+            s2 += e2 * e2;
+            s3 += e3 * e3;
+        }
+        c[t].d = s0, c[t + 1].d = s1, c[t + 2].d = s2, c[t + 3].d = s3;
+    }
+    for (; t < cnt; t++) {
+        const float *xj = X + (int64_t)c[t].j * d;
+        double s = 0;
+        for (int64_t q = 0; q < d; q++) {
+            double e = (double)xi[q] - (double)xj[q];
+            s += e * e;
+        }
+        c[t].d = s;
+    }
+}
+
+/* Rows r0..r0+KNN_ROW_BLOCK: screen all columns, then re-rank in double.
+ * Each row collects keys that beat its current m-th best into a buffer of
+ * KNN_BUF_FACTOR * m; a full buffer is cut back to its m smallest, which
+ * sets the new bound. */
 static void knn_row_block(const float *X, const float *xc, const float *sq, int64_t n, int64_t d, int k, int m,
-                          int64_t r0, int64_t cb_max, float *gbuf, cand *cands, int *ccnt, bmfm_knn *out) {
+                          int64_t r0, int64_t cb_max, float *gbuf, uint64_t *keys, cand *cands, int *ccnt,
+                          float *bound, bmfm_knn *out) {
     int64_t rb = n - r0 < KNN_ROW_BLOCK ? n - r0 : KNN_ROW_BLOCK;
-    for (int64_t r = 0; r < rb; r++) ccnt[r] = 0;
+    int cap = KNN_BUF_FACTOR * m;
+    for (int64_t r = 0; r < rb; r++) ccnt[r] = 0, bound[r] = INFINITY;
     for (int64_t c0 = 0; c0 < n && m > 0; c0 += cb_max) {
         int64_t cb = n - c0 < cb_max ? n - c0 : cb_max;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cb, (int)d, 1.0f, xc + r0 * d, (int)d,
@@ -82,15 +125,14 @@ static void knn_row_block(const float *X, const float *xc, const float *sq, int6
         for (int64_t r = 0; r < rb; r++) {
             int64_t i = r0 + r;
             float *g = gbuf + r * cb;
-            cand *c = cands + r * m;
+            uint64_t *kr = keys + r * cap;
             int cnt = ccnt[r];
-            float si = sq[i];
+            float si = sq[i], worst = bound[r];
             const float *sqc = sq + c0;
             /* two passes: a vectorisable distance pass, then a scan that
-             * skips 32 columns at a time when none beats the current k-th */
+             * skips 32 columns at a time when none is within the bound */
 #pragma omp simd
             for (int64_t jj = 0; jj < cb; jj++) g[jj] = si + sqc[jj] - 2.0f * g[jj];
-            float worst = cnt == m ? (float)c[0].d : INFINITY;
             for (int64_t j0 = 0; j0 < cb; j0 += KNN_SCAN) {
                 int64_t je = j0 + KNN_SCAN < cb ? j0 + KNN_SCAN : cb;
                 int any = 0;
@@ -98,28 +140,30 @@ static void knn_row_block(const float *X, const float *xc, const float *sq, int6
                 for (int64_t jj = j0; jj < je; jj++) any |= g[jj] <= worst;
                 if (!any) continue;
                 for (int64_t jj = j0; jj < je; jj++) {
-                    if (g[jj] > worst || c0 + jj == i) continue;
-                    cand_push(c, &cnt, m, g[jj], (int32_t)(c0 + jj));
-                    if (cnt == m) worst = (float)c[0].d;
+                    if (!(g[jj] <= worst) || c0 + jj == i) continue;
+                    kr[cnt++] = screen_key(g[jj], (int32_t)(c0 + jj));
+                    if (cnt == cap) {
+                        keep_smallest(kr, cnt, m);
+                        cnt = m;
+                        worst = screen_key_dist(kr[m - 1]);
+                    }
                 }
             }
             ccnt[r] = cnt;
+            bound[r] = worst;
         }
     }
     for (int64_t r = 0; r < rb; r++) {
         int64_t i = r0 + r;
+        uint64_t *kr = keys + r * cap;
         cand *c = cands + r * m;
         int cnt = ccnt[r];
-        const float *xi = X + i * d;
-        for (int t = 0; t < cnt; t++) {
-            const float *xj = X + (int64_t)c[t].j * d;
-            double s = 0;
-            for (int64_t q = 0; q < d; q++) {
-                double diff = (double)xi[q] - (double)xj[q];
-                s += diff * diff;
-            }
-            c[t].d = s;
+        if (cnt > m) {
+            keep_smallest(kr, cnt, m);
+            cnt = m;
         }
+        for (int t = 0; t < cnt; t++) c[t].j = (int32_t)(uint32_t)kr[t];
+        rerank_distances(X, d, X + i * d, c, cnt);
         qsort(c, (size_t)cnt, sizeof *c, cand_cmp);
         int32_t *oi = out->idx + i * k;
         float *od = out->dist + i * k;
@@ -199,17 +243,22 @@ bmfm_status bmfm_knn_build(const float *X, int64_t n, int64_t d, int k, bmfm_knn
     {
         float *gbuf = malloc((size_t)KNN_ROW_BLOCK * cb_max * sizeof *gbuf);
         cand *cands = malloc((size_t)KNN_ROW_BLOCK * (m > 0 ? m : 1) * sizeof *cands);
+        uint64_t *keys = malloc((size_t)KNN_ROW_BLOCK * KNN_BUF_FACTOR * (m > 0 ? m : 1) * sizeof *keys);
         int *ccnt = malloc((size_t)KNN_ROW_BLOCK * sizeof *ccnt);
-        if (!gbuf || !cands || !ccnt) {
+        float *bound = malloc((size_t)KNN_ROW_BLOCK * sizeof *bound);
+        if (!gbuf || !cands || !keys || !ccnt || !bound) {
 #pragma omp atomic write
             failed = 1;
         }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t blk = 0; blk < nblk; blk++)
-            if (gbuf && cands && ccnt) knn_row_block(X, xc, sq, n, d, k, m, blk * KNN_ROW_BLOCK, cb_max, gbuf, cands, ccnt, out);
+            if (gbuf && cands && keys && ccnt && bound)
+                knn_row_block(X, xc, sq, n, d, k, m, blk * KNN_ROW_BLOCK, cb_max, gbuf, keys, cands, ccnt, bound, out);
         free(gbuf);
         free(cands);
+        free(keys);
         free(ccnt);
+        free(bound);
     }
     bmfm_blas_threads_end(blas_threads);
     if (failed) st = bmfm_error_set(BMFM_E_NOMEM, "knn: out of memory for %d-thread buffers", omp_get_max_threads());
