@@ -41,7 +41,15 @@ cells=$($PY -c "import anndata as ad; print(ad.read_h5ad('$IN', backed='r').n_ob
 secs=$($PY -c "w='$wall'.split(':'); print(sum(float(x)*60**i for i,x in enumerate(reversed(w))))")
 bm=$($PY -c "print(f'{$cells/$secs:.2f}')")
 echo "bmfm embed: $cells cells in ${secs}s wall (whole command: load, read, write) = $bm cells/s, peak RSS $((rss / 1024)) MiB"
-tl=$($PY tests/ref/infer_oracle.py bench_torch "$D/m47full" "$IN" "$L" "$NT" 8 "$T")
+# PyTorch with the setup its CPU tuning guides recommend (as bench/encoder):
+# its OpenBLAS pool limited to T threads, jemalloc keeping freed pages
+# (glibc malloc's fresh mmaps for large tensors cost it 2-5x on our VM)
+TENV="OPENBLAS_NUM_THREADS=$T OMP_NUM_THREADS=$T"
+JE=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+[ -r "$JE" ] && [ -z "${BMFM_BENCH_TORCH_GLIBC_MALLOC:-}" ] &&
+    TENV="$TENV LD_PRELOAD=$JE MALLOC_CONF=retain:true,dirty_decay_ms:-1,muzzy_decay_ms:-1"
+echo "pytorch environment: $TENV"
+tl=$(env $TENV $PY tests/ref/infer_oracle.py bench_torch "$D/m47full" "$IN" "$L" "$NT" 8 "$T")
 echo "pytorch padded: $tl"
 tc=$(echo "$tl" | sed 's/.*cells_per_s \([0-9.]*\).*/\1/')
 $PY -c "print(f'ratio bmfm / pytorch padded = {$bm/$tc:.1f}x')"

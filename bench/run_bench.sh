@@ -23,7 +23,7 @@ big=build/bench_data/kang_100k.h5ad
 run build/bench/h5ad_stream "$D/h5ad/harmony_kang_pbmc_ctrl_stim_2000.h5ad" X 1024
 run build/bench/h5ad_stream "$big" X 1024
 run build/bench/nn_kernels "$T" 1
-run build/bench/encoder "$T" 1
+run build/bench/encoder "$T" 3
 run env BMFM_BENCH_THREADS="$T" bash bench/infer.sh
 run bash bench/eval_bench.sh "$T"
 exit $status
