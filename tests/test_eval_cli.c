@@ -15,16 +15,35 @@
 
 static const char *SYMPHONY = "h5ad/symphony_pbmcs_3tech_1200.h5ad";
 
-static cJSON *load_json(const char *path) {
+/* The whole of a small text file (bmfm eval's JSON) in a malloc'd string. */
+static char *read_text(const char *path) {
     FILE *f = fopen(path, "r");
     assert_non_null(f);
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    char *buf = malloc(1 << 16);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, (1 << 16) - 1, f);
     fclose(f);
     buf[n] = 0;
-    cJSON *j = cJSON_Parse(buf);
+    return buf;
+}
+
+static cJSON *load_json(const char *path) {
+    char *text = read_text(path);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
     assert_non_null(j);
     return j;
+}
+
+/* `bmfm baseline pca` of a shared file into scratch file `base_name`, opened. */
+static bmfm_dataset *open_baseline(const char *data_rel, const char *base_name) {
+    char base[512], *log = NULL;
+    snprintf(base, sizeof base, "%s", tu_scratch(base_name));
+    assert_int_equal(tu_capture(&log, "%s baseline pca %s -o %s -q", tu_bmfm_bin(), tu_data(data_rel), base), 0);
+    free(log);
+    bmfm_dataset *ds;
+    assert_int_equal(bmfm_dataset_open(base, NULL, &ds), 0);
+    return ds;
 }
 
 static double jnum(const cJSON *o, const char *k) {
@@ -38,12 +57,7 @@ static const char *make_edge_file(void) {
     static char path[512];
     if (path[0]) return path; /* made once per run */
     snprintf(path, sizeof path, "%s", tu_scratch("edge.h5ad"));
-    char base[512], *log = NULL;
-    snprintf(base, sizeof base, "%s", tu_scratch("edge_base.h5ad"));
-    assert_int_equal(tu_capture(&log, "%s baseline pca %s -o %s -q", tu_bmfm_bin(), tu_data(SYMPHONY), base), 0);
-    free(log);
-    bmfm_dataset *ds;
-    assert_int_equal(bmfm_dataset_open(base, NULL, &ds), 0);
+    bmfm_dataset *ds = open_baseline(SYMPHONY, "edge_base.h5ad");
     int64_t n = bmfm_dataset_n_obs(ds), rows, cols;
     float *pca;
     assert_int_equal(bmfm_dataset_obsm_read(ds, "X_pca", &pca, &rows, &cols), 0);
@@ -102,12 +116,7 @@ static const char *make_pbmc8k_file(void) {
     static char path[512];
     if (path[0]) return path;
     snprintf(path, sizeof path, "%s", tu_scratch("pbmc8k_batch.h5ad"));
-    char base[512], *log = NULL;
-    snprintf(base, sizeof base, "%s", tu_scratch("pbmc8k_base.h5ad"));
-    assert_int_equal(tu_capture(&log, "%s baseline pca %s -o %s -q", tu_bmfm_bin(), tu_data("h5ad/scvijl_pbmc8k_7480x200.h5ad"), base), 0);
-    free(log);
-    bmfm_dataset *ds;
-    assert_int_equal(bmfm_dataset_open(base, NULL, &ds), 0);
+    bmfm_dataset *ds = open_baseline("h5ad/scvijl_pbmc8k_7480x200.h5ad", "pbmc8k_base.h5ad");
     int64_t n = bmfm_dataset_n_obs(ds);
     int32_t *parity = malloc(n * sizeof *parity);
     for (int64_t i = 0; i < n; i++) parity[i] = (int32_t)(i % 2);
@@ -137,12 +146,8 @@ static void test_eval_json_thread_count_invariant(void **state) {
                             tu_bmfm_bin(), in, threads[t], path);
         free(log);
         assert_int_equal(rc, 0);
-        FILE *f = fopen(path, "rb");
-        assert_non_null(f);
-        j[t] = calloc(1, 1 << 16);
-        size_t n = fread(j[t], 1, (1 << 16) - 1, f);
-        fclose(f);
-        assert_true(n > 100);
+        j[t] = read_text(path);
+        assert_true(strlen(j[t]) > 100);
     }
     /* the input path is the same, so the whole document must match */
     assert_string_equal(j[0], j[1]);
