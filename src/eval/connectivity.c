@@ -75,10 +75,18 @@ typedef struct entry {
     double v;
 } entry;
 
-static int entry_cmp(const void *a, const void *b) {
-    const entry *x = a, *y = b;
-    if (x->r != y->r) return (x->r > y->r) - (x->r < y->r);
-    return (x->c > y->c) - (x->c < y->c);
+/* Sort e[0..ne) by (row, column), both in [0, n): a stable counting sort by
+ * column into tmp, then by row back into e. Linear, where qsort with a
+ * comparator call per step was a third of this function's time. cnt: n + 1. */
+static void sort_entries(entry *e, entry *tmp, int64_t ne, int64_t n, int64_t *cnt) {
+    memset(cnt, 0, (size_t)(n + 1) * sizeof *cnt);
+    for (int64_t t = 0; t < ne; t++) cnt[e[t].c + 1]++;
+    for (int64_t i = 0; i < n; i++) cnt[i + 1] += cnt[i];
+    for (int64_t t = 0; t < ne; t++) tmp[cnt[e[t].c]++] = e[t];
+    memset(cnt, 0, (size_t)(n + 1) * sizeof *cnt);
+    for (int64_t t = 0; t < ne; t++) cnt[tmp[t].r + 1]++;
+    for (int64_t i = 0; i < n; i++) cnt[i + 1] += cnt[i];
+    for (int64_t t = 0; t < ne; t++) e[cnt[tmp[t].r]++] = tmp[t];
 }
 
 bmfm_status bmfm_connectivity_umap(const bmfm_knn *g, bmfm_wgraph *out) {
@@ -86,13 +94,16 @@ bmfm_status bmfm_connectivity_umap(const bmfm_knn *g, bmfm_wgraph *out) {
     int64_t n = g->n;
     int k = g->k;
     double *sigma = NULL, *rho = NULL;
-    entry *e = NULL;
+    entry *e = NULL, *tmp = NULL;
+    int64_t *cnt = NULL;
     memset(out, 0, sizeof *out);
     sigma = bmfm_malloc((size_t)n * sizeof *sigma);
     rho = bmfm_malloc((size_t)n * sizeof *rho);
     e = bmfm_malloc((size_t)n * k * 2 * sizeof *e);
+    tmp = bmfm_malloc((size_t)n * k * 2 * sizeof *tmp);
+    cnt = bmfm_malloc(((size_t)n + 1) * sizeof *cnt);
     out->indptr = bmfm_calloc((size_t)n + 1, sizeof *out->indptr);
-    if (!sigma || !rho || !e || !out->indptr) {
+    if (!sigma || !rho || !e || !tmp || !cnt || !out->indptr) {
         st = BMFM_E_NOMEM;
         goto done;
     }
@@ -111,7 +122,7 @@ bmfm_status bmfm_connectivity_umap(const bmfm_knn *g, bmfm_wgraph *out) {
             e[ne++] = (entry){c, (int32_t)i, w};
         }
     }
-    qsort(e, (size_t)ne, sizeof *e, entry_cmp);
+    sort_entries(e, tmp, ne, n, cnt);
     /* Each (r, c) occurs at most twice: once from A, once from A^T. */
     int64_t nnz = 0;
     for (int64_t t = 0; t < ne;) {
@@ -141,6 +152,8 @@ done:
     free(sigma);
     free(rho);
     free(e);
+    free(tmp);
+    free(cnt);
     if (st != BMFM_OK) bmfm_wgraph_free(out);
     return st;
 }

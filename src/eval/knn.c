@@ -13,6 +13,7 @@
 #include "base/blas_threads.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
 #include <omp.h>
@@ -26,6 +27,9 @@
 #define KNN_COL_BLOCK 2048
 #define KNN_SCAN 32 /* columns checked at once against the k-th best */
 #define KNN_BUF_FACTOR 4 /* screening buffer per row: this many times the candidates kept */
+/* the screening is compiled three times and chosen at run time (screen_for_cpu) */
+#define BMFM_KNN_AVX512 __attribute__((target("avx512f,fma")))
+#define BMFM_KNN_AVX2 __attribute__((target("avx2,fma")))
 
 typedef struct cand {
     double d;
@@ -108,13 +112,99 @@ static void rerank_distances(const float *X, int64_t d, const float *xi, cand *c
     }
 }
 
+/* One row's screening state: a buffer of keys beating the bound. */
+typedef struct screen_row {
+    uint64_t *keys;
+    int cnt, cap, m;
+    float worst;
+} screen_row;
+
+/* Bit t of the result: g[t] <= worst, for t < 32 (NaN never passes). */
+static inline uint32_t pass_mask_generic(const float *g, float worst) {
+    uint32_t mask = 0;
+    for (int t = 0; t < KNN_SCAN; t++) mask |= (uint32_t)(g[t] <= worst) << t;
+    return mask;
+}
+
+static inline BMFM_KNN_AVX2 uint32_t pass_mask_avx2(const float *g, float worst) {
+    __m256 w = _mm256_set1_ps(worst);
+    uint32_t mask = 0;
+    for (int t = 0; t < KNN_SCAN; t += 8)
+        mask |= (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(g + t), w, _CMP_LE_OQ)) << t;
+    return mask;
+}
+
+static inline BMFM_KNN_AVX512 uint32_t pass_mask_avx512(const float *g, float worst) {
+    __m512 w = _mm512_set1_ps(worst);
+    return (uint32_t)_mm512_cmp_ps_mask(_mm512_loadu_ps(g), w, _CMP_LE_OQ) |
+           (uint32_t)_mm512_cmp_ps_mask(_mm512_loadu_ps(g + 16), w, _CMP_LE_OQ) << 16;
+}
+
+static inline void screen_push(screen_row *s, float dist, int32_t j) {
+    s->keys[s->cnt++] = screen_key(dist, j);
+    if (s->cnt == s->cap) {
+        keep_smallest(s->keys, s->cnt, s->m);
+        s->cnt = s->m;
+        s->worst = screen_key_dist(s->keys[s->m - 1]);
+    }
+}
+
+/* g[0..cb): the sgemm dot products of row i with columns c0..c0+cb, turned
+ * into squared distances in place (2 g is exact, so a fused multiply-add
+ * gives the same floats as separate operations), then every column within
+ * the bound goes into the buffer. Whole 32-column groups are tested with one
+ * vector compare and only their passing columns are visited; each is
+ * checked again against the bound, which tightens as the buffer is cut. The
+ * kept keys are the same on every instruction set. */
+static inline __attribute__((always_inline)) void screen_impl(float *g, const float *sqc, float si, int64_t cb,
+                                                              int64_t c0, int64_t i, screen_row *s, const int isa) {
+#pragma omp simd
+    for (int64_t jj = 0; jj < cb; jj++) g[jj] = si + sqc[jj] - 2.0f * g[jj];
+    int64_t j0 = 0;
+    for (; j0 + KNN_SCAN <= cb; j0 += KNN_SCAN) {
+        uint32_t mask = isa == 2   ? pass_mask_avx512(g + j0, s->worst)
+                        : isa == 1 ? pass_mask_avx2(g + j0, s->worst)
+                                   : pass_mask_generic(g + j0, s->worst);
+        while (mask) {
+            int64_t jj = j0 + __builtin_ctz(mask);
+            mask &= mask - 1;
+            if (g[jj] <= s->worst && c0 + jj != i) screen_push(s, g[jj], (int32_t)(c0 + jj));
+        }
+    }
+    for (int64_t jj = j0; jj < cb; jj++)
+        if (g[jj] <= s->worst && c0 + jj != i) screen_push(s, g[jj], (int32_t)(c0 + jj));
+}
+
+static BMFM_KNN_AVX512 void screen_avx512(float *g, const float *sqc, float si, int64_t cb, int64_t c0, int64_t i,
+                                          screen_row *s) {
+    screen_impl(g, sqc, si, cb, c0, i, s, 2);
+}
+
+static BMFM_KNN_AVX2 void screen_avx2(float *g, const float *sqc, float si, int64_t cb, int64_t c0, int64_t i,
+                                      screen_row *s) {
+    screen_impl(g, sqc, si, cb, c0, i, s, 1);
+}
+
+static void screen_generic(float *g, const float *sqc, float si, int64_t cb, int64_t c0, int64_t i, screen_row *s) {
+    screen_impl(g, sqc, si, cb, c0, i, s, 0);
+}
+
+typedef void (*screen_fn)(float *, const float *, float, int64_t, int64_t, int64_t, screen_row *);
+
+static screen_fn screen_for_cpu(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return screen_avx512;
+    if (__builtin_cpu_supports("avx2")) return screen_avx2;
+    return screen_generic;
+}
+
 /* Rows r0..r0+KNN_ROW_BLOCK: screen all columns, then re-rank in double.
  * Each row collects keys that beat its current m-th best into a buffer of
  * KNN_BUF_FACTOR * m; a full buffer is cut back to its m smallest, which
  * sets the new bound. */
 static void knn_row_block(const float *X, const float *xc, const float *sq, int64_t n, int64_t d, int k, int m,
                           int64_t r0, int64_t cb_max, float *gbuf, uint64_t *keys, cand *cands, int *ccnt,
-                          float *bound, bmfm_knn *out) {
+                          float *bound, screen_fn screen, bmfm_knn *out) {
     int64_t rb = n - r0 < KNN_ROW_BLOCK ? n - r0 : KNN_ROW_BLOCK;
     int cap = KNN_BUF_FACTOR * m;
     for (int64_t r = 0; r < rb; r++) ccnt[r] = 0, bound[r] = INFINITY;
@@ -123,34 +213,10 @@ static void knn_row_block(const float *X, const float *xc, const float *sq, int6
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cb, (int)d, 1.0f, xc + r0 * d, (int)d,
                     xc + c0 * d, (int)d, 0.0f, gbuf, (int)cb);
         for (int64_t r = 0; r < rb; r++) {
-            int64_t i = r0 + r;
-            float *g = gbuf + r * cb;
-            uint64_t *kr = keys + r * cap;
-            int cnt = ccnt[r];
-            float si = sq[i], worst = bound[r];
-            const float *sqc = sq + c0;
-            /* two passes: a vectorisable distance pass, then a scan that
-             * skips 32 columns at a time when none is within the bound */
-#pragma omp simd
-            for (int64_t jj = 0; jj < cb; jj++) g[jj] = si + sqc[jj] - 2.0f * g[jj];
-            for (int64_t j0 = 0; j0 < cb; j0 += KNN_SCAN) {
-                int64_t je = j0 + KNN_SCAN < cb ? j0 + KNN_SCAN : cb;
-                int any = 0;
-#pragma omp simd reduction(| : any)
-                for (int64_t jj = j0; jj < je; jj++) any |= g[jj] <= worst;
-                if (!any) continue;
-                for (int64_t jj = j0; jj < je; jj++) {
-                    if (!(g[jj] <= worst) || c0 + jj == i) continue;
-                    kr[cnt++] = screen_key(g[jj], (int32_t)(c0 + jj));
-                    if (cnt == cap) {
-                        keep_smallest(kr, cnt, m);
-                        cnt = m;
-                        worst = screen_key_dist(kr[m - 1]);
-                    }
-                }
-            }
-            ccnt[r] = cnt;
-            bound[r] = worst;
+            screen_row s = {keys + r * cap, ccnt[r], cap, m, bound[r]};
+            screen(gbuf + r * cb, sq + c0, sq[r0 + r], cb, c0, r0 + r, &s);
+            ccnt[r] = s.cnt;
+            bound[r] = s.worst;
         }
     }
     for (int64_t r = 0; r < rb; r++) {
@@ -237,6 +303,7 @@ bmfm_status bmfm_knn_build(const float *X, int64_t n, int64_t d, int k, bmfm_knn
      * other (10x slower on a loaded 2-core machine). Rows are independent,
      * so the result does not depend on the schedule. */
     int blas_threads = bmfm_blas_threads_begin();
+    screen_fn screen = screen_for_cpu();
     int64_t nblk = (n + KNN_ROW_BLOCK - 1) / KNN_ROW_BLOCK;
     int failed = 0;
 #pragma omp parallel
@@ -253,7 +320,8 @@ bmfm_status bmfm_knn_build(const float *X, int64_t n, int64_t d, int k, bmfm_knn
 #pragma omp for schedule(dynamic, 1)
         for (int64_t blk = 0; blk < nblk; blk++)
             if (gbuf && cands && keys && ccnt && bound)
-                knn_row_block(X, xc, sq, n, d, k, m, blk * KNN_ROW_BLOCK, cb_max, gbuf, keys, cands, ccnt, bound, out);
+                knn_row_block(X, xc, sq, n, d, k, m, blk * KNN_ROW_BLOCK, cb_max, gbuf, keys, cands, ccnt, bound,
+                              screen, out);
         free(gbuf);
         free(cands);
         free(keys);
