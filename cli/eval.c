@@ -194,6 +194,44 @@ typedef struct {
     bmfm_probe_result probe, heldout;
 } eval_row;
 
+/* The linear and kNN probes of one embedding (--probe), run by
+ * bmfm_scib_compute beside its Leiden scan. */
+typedef struct {
+    eval_row *row;
+    const float *emb;
+    int64_t n, d;
+    const int32_t *lab;
+    int64_t n_lab;
+    const int32_t *bat;
+    int64_t n_bat;
+    int test_batch;
+    uint64_t seed;
+    int knn_k;
+    progress_ctx *pc;
+} probe_job;
+
+/* Job 0: 5-fold CV; job 1 (with a batch column): the held-out batch probe. */
+static bmfm_status run_probe(void *vjob, int job) {
+    probe_job *j = vjob;
+    bmfm_probe_options po;
+    bmfm_status st;
+    bmfm_probe_options_default(&po);
+    po.seed = j->seed;
+    po.knn_k = j->knn_k;
+    if (job == 0) {
+        on_step("probe: 5-fold CV", j->pc);
+        if ((st = bmfm_probe_cv(j->emb, j->n, j->d, j->lab, j->n_lab, &po, &j->row->probe))) return st;
+        j->row->has_probe = 1;
+        return BMFM_OK;
+    }
+    on_step(j->test_batch < 0 ? "probe: leave-one-batch-out" : "probe: held-out batch", j->pc);
+    if ((st = bmfm_probe_heldout_batch(j->emb, j->n, j->d, j->lab, j->n_lab, j->bat, j->n_bat, j->test_batch, &po,
+                                       &j->row->heldout)))
+        return st;
+    j->row->has_heldout = 1;
+    return BMFM_OK;
+}
+
 enum { M_NMI, M_ARI, M_ASWL, M_ASWB, M_GC, M_ILISI, M_CLISI, M_KBET, M_PCR, M_ISO, M_BIO, M_BATCH, M_ALL,
        M_LRF1, M_LRACC, M_KNNF1, M_HOF1, M_COUNT };
 static const char *metric_names[M_COUNT] = {"NMI", "ARI", "ASW_label", "ASW_batch", "graph_conn", "iLISI",
@@ -462,22 +500,13 @@ int bmfm_cmd_eval(int argc, char **argv) {
         if (no_kbet) so.kbet = 0;
         so.progress = on_step;
         so.progress_ctx = &pc;
-        if ((st = bmfm_scib_compute(emb, n, d, lab, n_lab, bat, n_bat, pre, d_pre, &so, &r->scib))) goto fail;
+        probe_job pj = {r, emb, n, d, lab, n_lab, bat, n_bat, (int)test_batch, (uint64_t)seed, (int)probe_k, &pc};
         if (probe) {
-            bmfm_probe_options po;
-            bmfm_probe_options_default(&po);
-            po.seed = (uint64_t)seed;
-            po.knn_k = (int)probe_k;
-            on_step("probe: 5-fold CV", &pc);
-            if ((st = bmfm_probe_cv(emb, n, d, lab, n_lab, &po, &r->probe))) goto fail;
-            r->has_probe = 1;
-            if (bat) {
-                on_step(test_batch < 0 ? "probe: leave-one-batch-out" : "probe: held-out batch", &pc);
-                if ((st = bmfm_probe_heldout_batch(emb, n, d, lab, n_lab, bat, n_bat, test_batch, &po, &r->heldout)))
-                    goto fail;
-                r->has_heldout = 1;
-            }
+            so.beside_jobs = bat ? 2 : 1;
+            so.beside_leiden = run_probe;
+            so.beside_leiden_ctx = &pj;
         }
+        if ((st = bmfm_scib_compute(emb, n, d, lab, n_lab, bat, n_bat, pre, d_pre, &so, &r->scib))) goto fail;
         free(emb);
         emb = NULL;
     }

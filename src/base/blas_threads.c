@@ -3,6 +3,7 @@
 #include "base/blas_threads.h"
 
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <unistd.h>
@@ -11,14 +12,23 @@ extern int openblas_get_num_threads(void);
 extern void openblas_set_num_threads(int);
 extern char *openblas_get_corename(void);
 
-int bmfm_blas_threads_begin(void) {
-    int saved = openblas_get_num_threads();
-    if (saved != 1) openblas_set_num_threads(1);
-    return saved;
+static pthread_mutex_t pin_lock = PTHREAD_MUTEX_INITIALIZER;
+static int pin_depth, pin_saved;
+
+void bmfm_blas_threads_begin(void) {
+    pthread_mutex_lock(&pin_lock);
+    if (pin_depth++ == 0) {
+        pin_saved = openblas_get_num_threads();
+        if (pin_saved != 1) openblas_set_num_threads(1);
+    }
+    pthread_mutex_unlock(&pin_lock);
 }
 
-void bmfm_blas_threads_end(int saved) {
-    if (openblas_get_num_threads() != saved) openblas_set_num_threads(saved);
+void bmfm_blas_threads_end(void) {
+    pthread_mutex_lock(&pin_lock);
+    if (pin_depth > 0 && --pin_depth == 0 && openblas_get_num_threads() != pin_saved)
+        openblas_set_num_threads(pin_saved);
+    pthread_mutex_unlock(&pin_lock);
 }
 
 void bmfm_blas_prefer_avx512_kernels(char **argv) {

@@ -4,15 +4,17 @@
  * call and take cores from our OpenMP kernels, and its blocking (hence the
  * last bits of a sum) depends on its thread count. So every OpenMP region that
  * calls BLAS pins OpenBLAS to one thread for the duration and restores the
- * caller's setting afterwards. The setting is process-wide: do not nest
- * begin/end pairs from concurrently running threads.
+ * caller's setting afterwards. The setting is process-wide, so begin/end
+ * pairs are counted: the first begin saves and pins it, the last end
+ * restores it, whichever threads (e.g. the two arms of bmfm_scib_compute)
+ * the pairs run on.
  */
 #ifndef BMFM_BASE_BLAS_THREADS_H
 #define BMFM_BASE_BLAS_THREADS_H
 
-/* Pin OpenBLAS to 1 thread; returns the previous count for _end. */
-int bmfm_blas_threads_begin(void);
-void bmfm_blas_threads_end(int saved);
+/* Pin OpenBLAS to 1 thread until the matching _end. */
+void bmfm_blas_threads_begin(void);
+void bmfm_blas_threads_end(void);
 
 /* For benchmarks that report a fraction of "the machine's sgemm peak".
  * OpenBLAS picks its kernels once, at load, from OPENBLAS_CORETYPE or the

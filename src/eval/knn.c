@@ -302,7 +302,7 @@ bmfm_status bmfm_knn_build(const float *X, int64_t n, int64_t d, int k, bmfm_knn
      * OpenMP regions block by block made both runtimes spin against each
      * other (10x slower on a loaded 2-core machine). Rows are independent,
      * so the result does not depend on the schedule. */
-    int blas_threads = bmfm_blas_threads_begin();
+    bmfm_blas_threads_begin();
     screen_fn screen = screen_for_cpu();
     int64_t nblk = (n + KNN_ROW_BLOCK - 1) / KNN_ROW_BLOCK;
     int failed = 0;
@@ -328,7 +328,7 @@ bmfm_status bmfm_knn_build(const float *X, int64_t n, int64_t d, int k, bmfm_knn
         free(ccnt);
         free(bound);
     }
-    bmfm_blas_threads_end(blas_threads);
+    bmfm_blas_threads_end();
     if (failed) st = bmfm_error_set(BMFM_E_NOMEM, "knn: out of memory for %d-thread buffers", omp_get_max_threads());
 
 done:

@@ -40,7 +40,7 @@ bmfm_status bmfm_pca_eig(const float *X, int64_t n, int64_t d, int n_comps, doub
     /* OpenBLAS blocks dsyrk by its thread count, which moved PCR in the last
      * bit between OPENBLAS_NUM_THREADS=1 and 2: single-threaded BLAS here
      * (d is an embedding width, the work is small) */
-    int blas_threads = bmfm_blas_threads_begin();
+    bmfm_blas_threads_begin();
     /* upper triangle of Xc^T Xc in row-major = lower in column-major ("L" for LAPACK) */
     cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)d, (int)n, 1.0 / (double)(n - 1), xc, (int)d, 0.0, cov,
                 (int)d);
@@ -53,13 +53,13 @@ bmfm_status bmfm_pca_eig(const float *X, int64_t n, int64_t d, int n_comps, doub
     work = bmfm_malloc((size_t)(lwork > 1 ? lwork : 1) * sizeof *work);
     iwork = bmfm_malloc((size_t)(liwork > 1 ? liwork : 1) * sizeof *iwork);
     if (!work || !iwork) {
-        bmfm_blas_threads_end(blas_threads);
+        bmfm_blas_threads_end();
         st = BMFM_E_NOMEM;
         goto done;
     }
     dsyevr_("V", "I", "L", &N, cov, &N, &vl, &vu, &il, &iu, &abstol, &m, w, z, &N, isuppz, work, &lwork, iwork,
             &liwork, &info, 1, 1, 1);
-    bmfm_blas_threads_end(blas_threads);
+    bmfm_blas_threads_end();
     if (info != 0 || m != n_comps) {
         st = bmfm_error_set(BMFM_E_INTERNAL, "pca: dsyevr failed (info=%d, %d of %d eigenpairs)", info, m, n_comps);
         goto done;

@@ -638,7 +638,7 @@ static int run_groups(const float *emb, int64_t n, int64_t d, const int32_t *y, 
     double r[BMFM_PROBE_MAX_FOLDS][4];
     bmfm_status gst[BMFM_PROBE_MAX_FOLDS] = {BMFM_OK};
     if (n_groups > BMFM_PROBE_MAX_FOLDS) n_groups = BMFM_PROBE_MAX_FOLDS;
-    int blas_threads = bmfm_blas_threads_begin();
+    bmfm_blas_threads_begin();
 #pragma omp parallel for schedule(dynamic, 1)
     for (int g = 0; g < n_groups; g++) {
         if (only >= 0 && g != only) continue;
@@ -658,7 +658,7 @@ static int run_groups(const float *emb, int64_t n, int64_t d, const int32_t *y, 
             scored[g] = fit_eval(emb, n, d, y, K, tr, te, o, &r[g][0], &r[g][1], &r[g][2], &r[g][3], &nc[g], &gst[g]);
         free(tr);
     }
-    bmfm_blas_threads_end(blas_threads);
+    bmfm_blas_threads_end();
     int skipped = 0;
     for (int g = 0; g < n_groups; g++) {
         if (gst[g] && !*st) *st = gst[g];

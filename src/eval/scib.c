@@ -113,6 +113,18 @@ static bmfm_status scib_leiden(scib_ctx *c) {
     return BMFM_OK;
 }
 
+/* The caller's beside_leiden jobs not yet claimed by the other thread. */
+static bmfm_status run_beside_jobs(const bmfm_scib_options *o, int *next_job) {
+    for (;;) {
+        int job;
+#pragma omp atomic capture
+        job = (*next_job)++;
+        if (job >= o->beside_jobs || !o->beside_leiden) return BMFM_OK;
+        bmfm_status st = o->beside_leiden(o->beside_leiden_ctx, job);
+        if (st) return st;
+    }
+}
+
 /* Every other metric (none of them uses igraph). */
 static bmfm_status scib_rest(scib_ctx *c) {
     const bmfm_scib_options *opt = c->opt;
@@ -295,26 +307,31 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
     }
     {
         /* The Leiden scan (igraph: single-threaded and not thread-safe) runs
-         * on one thread while the other metrics use the rest; each metric is
+         * on one thread while the other metrics use the rest; then both
+         * take the caller's beside_leiden jobs; each metric is
          * the same code whatever its team size (thread-count independent),
          * so the numbers do not change. */
         scib_ctx c = {&opt, out, x, m, d, lab, L, bat, B, &knn, &w15, memb, sil, xp, d_pre, bio_ok, batch_ok};
         int nth = omp_get_max_threads(), levels = omp_get_max_active_levels();
         int overlap = nth > 1 && bio_ok;
         bmfm_status st_l = BMFM_OK, st_r = BMFM_OK;
+        int next_job = 0;
         char msg_l[SCIB_MSG_MAX] = "", msg_r[SCIB_MSG_MAX] = "";
         if (overlap && levels < 2) omp_set_max_active_levels(2);
 #pragma omp parallel sections num_threads(overlap ? 2 : 1)
         {
 #pragma omp section
             {
-                if (bio_ok && (st_l = scib_leiden(&c)) && bmfm_error_message())
+                if (overlap) omp_set_num_threads(1);
+                if (bio_ok && !(st_l = scib_leiden(&c))) st_l = run_beside_jobs(&opt, &next_job);
+                if (st_l && bmfm_error_message())
                     snprintf(msg_l, sizeof msg_l, "%s", bmfm_error_message());
             }
 #pragma omp section
             {
                 if (overlap) omp_set_num_threads(nth - 1);
-                if ((st_r = scib_rest(&c)) && bmfm_error_message())
+                if (!(st_r = scib_rest(&c))) st_r = run_beside_jobs(&opt, &next_job);
+                if (st_r && bmfm_error_message())
                     snprintf(msg_r, sizeof msg_r, "%s", bmfm_error_message());
             }
         }

@@ -33,6 +33,15 @@ typedef struct bmfm_scib_options {
     /* added */
     int leiden_iterations; /* -1 (default): until stable, as scanpy's leidenalg flavor;
                               2: scanpy's igraph flavor / scib-metrics, about 3x faster */
+    /* Optional independent jobs of the caller that do not use igraph
+     * (bmfm eval's probes), 0..beside_jobs-1. Each is claimed by the first
+     * thread that is free: the other metrics' threads once they are done,
+     * the Leiden scan's once it is, so their time hides behind the
+     * single-threaded scan. A job must give the same result on any thread
+     * and team size. Its error ends the computation. */
+    int beside_jobs;
+    bmfm_status (*beside_leiden)(void *ctx, int job);
+    void *beside_leiden_ctx;
 } bmfm_scib_options;
 
 void bmfm_scib_options_default(bmfm_scib_options *o);

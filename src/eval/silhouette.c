@@ -94,7 +94,7 @@ bmfm_status bmfm_silhouette_samples(const float *X, int64_t n, int64_t d, const 
         sq[i] = v;
     }
     /* one parallel region, per-thread buffers, single-threaded dgemm (see knn.c) */
-    int blas_threads = bmfm_blas_threads_begin();
+    bmfm_blas_threads_begin();
     int64_t nblk = (n + SIL_ROW_BLOCK - 1) / SIL_ROW_BLOCK;
     int failed = 0;
 #pragma omp parallel
@@ -111,7 +111,7 @@ bmfm_status bmfm_silhouette_samples(const float *X, int64_t n, int64_t d, const 
         free(g);
         free(sums);
     }
-    bmfm_blas_threads_end(blas_threads);
+    bmfm_blas_threads_end();
     if (failed) st = bmfm_error_set(BMFM_E_NOMEM, "silhouette: out of memory for thread buffers");
 done:
     free(cnt);

@@ -122,9 +122,9 @@ void bmfm_matmul_forward(float *out, const float *inp, const float *weight, cons
     }
     if (IN <= 0)
         return;
-    int prev = bmfm_blas_threads_begin();
+    bmfm_blas_threads_begin();
     gemm_tiled(1, N, OUT, IN, inp, IN, weight, IN, beta, out, OUT);
-    bmfm_blas_threads_end(prev);
+    bmfm_blas_threads_end();
 }
 
 /* dbias[o] += sum_n dout[n, o], rows in order; threads own column blocks. */
@@ -149,7 +149,7 @@ void bmfm_matmul_backward(float *dinp, float *dweight, float *dbias, const float
 {
     if (N <= 0 || IN <= 0 || OUT <= 0)
         return;
-    int prev = bmfm_blas_threads_begin();
+    bmfm_blas_threads_begin();
     if (dinp && bmfm_gemm_invariant(dinp, dout, weight, NULL, N, IN, OUT, 0, 1) != 0)
         gemm_tiled(0, N, IN, OUT, dout, OUT, weight, IN, 1.0f, dinp, IN);
     if (dweight) {
@@ -167,7 +167,7 @@ void bmfm_matmul_backward(float *dinp, float *dweight, float *dbias, const float
             }
         }
     }
-    bmfm_blas_threads_end(prev);
+    bmfm_blas_threads_end();
     if (dbias)
         colsum_accumulate(dbias, dout, N, OUT);
 }
