@@ -19,8 +19,12 @@
 #define SIL_ROW_BLOCK 128
 #define SIL_COL_BLOCK 2048
 
-/* Silhouettes of rows r0..r0+SIL_ROW_BLOCK from per-cluster distance sums. */
-static void sil_row_block(const double *xd, const double *sq, int64_t n, int64_t d, const int32_t *lab, int64_t n_lab,
+/* Silhouettes of rows r0..r0+SIL_ROW_BLOCK from per-cluster distance sums.
+ * Compiled for AVX-512, AVX2 and the baseline, picked at load time: the
+ * square roots are most of the time outside dgemm. 2 * g is exact, so a
+ * fused multiply-add gives the same d2, and sqrt is correctly rounded: the
+ * three versions give the same bits. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void sil_row_block(const double *xd, const double *sq, int64_t n, int64_t d, const int32_t *lab, int64_t n_lab,
                           const int64_t *cnt, int64_t r0, int64_t cbm, double *g, double *sums, double *s) {
     int64_t rb = n - r0 < SIL_ROW_BLOCK ? n - r0 : SIL_ROW_BLOCK;
     memset(sums, 0, (size_t)rb * n_lab * sizeof *sums);
