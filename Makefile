@@ -22,7 +22,7 @@ CFLAGS  ?= $(OPT) -g
 CFLAGS  += -Itests/util -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
            -fPIC -fopenmp -fno-math-errno -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS += -fopenmp $(EXTRA_LDFLAGS)
-LDLIBS  += $(PKG_LIBS) -lm -lpthread
+LDLIBS  += $(PKG_LIBS) -lmvec -lm -lpthread
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))

@@ -268,49 +268,143 @@ typedef struct {
     int64_t n, d;
     int K;        /* coefficient rows: 1 (binomial) or n_classes */
     double lambda;
-    double *raw;  /* n x K */
+    int KP;       /* K rounded up to LR_KB: row stride of raw and wt */
+    double *raw;  /* n x KP; columns K.. stay 0 */
+    double *wt;   /* d x KP: the coefficients transposed (zero padded), then the gradient */
 } lr_ctx;
+
+#define LR_KB 8 /* classes per register block: one AVX-512 vector of doubles */
+
+/* 8 doubles as one value: gcc keeps it in one zmm register (two ymm, four
+ * xmm on the other targets), which a plain array accumulator is not. */
+typedef double lr_v8 __attribute__((vector_size(64)));
+
+/* raw[i][k] = sum_j X[i][j] wt[j][k], j ascending, four cells x LR_KB
+ * classes in registers. OpenBLAS's dgemm with N = K (a handful of classes)
+ * spent more time packing X than multiplying. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void lr_scores(const double *X, int64_t n,
+                                                                                   int64_t d, int KP,
+                                                                                   const double *wt, double *raw) {
+    int64_t i0 = 0;
+    for (; i0 + 4 <= n; i0 += 4) {
+        const double *x0 = X + i0 * d, *x1 = x0 + d, *x2 = x1 + d, *x3 = x2 + d;
+        for (int kc = 0; kc < KP; kc += LR_KB) {
+            lr_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            for (int64_t j = 0; j < d; j++) {
+                lr_v8 w;
+                memcpy(&w, wt + j * KP + kc, sizeof w);
+                a0 += x0[j] * w, a1 += x1[j] * w, a2 += x2[j] * w, a3 += x3[j] * w;
+            }
+            memcpy(raw + i0 * KP + kc, &a0, sizeof a0);
+            memcpy(raw + (i0 + 1) * KP + kc, &a1, sizeof a1);
+            memcpy(raw + (i0 + 2) * KP + kc, &a2, sizeof a2);
+            memcpy(raw + (i0 + 3) * KP + kc, &a3, sizeof a3);
+        }
+    }
+    for (; i0 < n; i0++)
+        for (int kc = 0; kc < KP; kc += LR_KB) {
+            lr_v8 a = {0};
+            for (int64_t j = 0; j < d; j++) {
+                lr_v8 w;
+                memcpy(&w, wt + j * KP + kc, sizeof w);
+                a += X[i0 * d + j] * w;
+            }
+            memcpy(raw + i0 * KP + kc, &a, sizeof a);
+        }
+}
+
+/* wt[j][k] = sum_i X[i][j] G[i][k], i ascending (the gradient's data term),
+ * four features x LR_KB classes in registers. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void lr_grad(const double *X, int64_t n,
+                                                                                 int64_t d, int KP, const double *G,
+                                                                                 double *wt) {
+    int64_t j0 = 0;
+    for (; j0 + 4 <= d; j0 += 4)
+        for (int kc = 0; kc < KP; kc += LR_KB) {
+            lr_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            for (int64_t i = 0; i < n; i++) {
+                lr_v8 g;
+                memcpy(&g, G + i * KP + kc, sizeof g);
+                const double *x = X + i * d + j0;
+                a0 += x[0] * g, a1 += x[1] * g, a2 += x[2] * g, a3 += x[3] * g;
+            }
+            memcpy(wt + j0 * KP + kc, &a0, sizeof a0);
+            memcpy(wt + (j0 + 1) * KP + kc, &a1, sizeof a1);
+            memcpy(wt + (j0 + 2) * KP + kc, &a2, sizeof a2);
+            memcpy(wt + (j0 + 3) * KP + kc, &a3, sizeof a3);
+        }
+    for (; j0 < d; j0++)
+        for (int kc = 0; kc < KP; kc += LR_KB) {
+            lr_v8 a = {0};
+            for (int64_t i = 0; i < n; i++) {
+                lr_v8 g;
+                memcpy(&g, G + i * KP + kc, sizeof g);
+                a += X[i * d + j0] * g;
+            }
+            memcpy(wt + j0 * KP + kc, &a, sizeof a);
+        }
+}
+
+/* glibc's vector exp (libmvec, <= 4 ulp), so that the softmax loop below
+ * vectorises over the classes; math.h declares it only under -ffast-math. */
+#pragma omp declare simd notinbranch
+extern double exp(double);
+
+/* Softmax residuals of the multinomial loss, in place: r = p - onehot(y). */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static double lr_softmax(double *raw, const double *w,
+                                                                                     int64_t ld, int64_t d,
+                                                                                     const int32_t *y, int64_t n,
+                                                                                     int K, int KP) {
+    double loss = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double *r = raw + i * KP, mx = -INFINITY, s = 0;
+        for (int k = 0; k < K; k++) {
+            r[k] += w[k * ld + d];
+            mx = fmax(mx, r[k]);
+        }
+        /* as sklearn 1.2's HalfMultinomialLoss: p_k = exp(r_k - max) / sum,
+         * loss = log(sum) + max - r_y (one exp per class) */
+        double ry = r[y[i]];
+#pragma omp simd
+        for (int k = 0; k < K; k++) r[k] = exp(r[k] - mx);
+        for (int k = 0; k < K; k++) s += r[k];
+        loss += log(s) + mx - ry;
+        for (int k = 0; k < K; k++) r[k] /= s;
+        r[y[i]] -= 1.0;
+    }
+    return loss;
+}
 
 static double lr_loss_grad(const double *w, double *g, void *vctx) {
     lr_ctx *c = vctx;
     int64_t n = c->n, d = c->d, ld = d + 1;
     int K = c->K;
+    int KP = c->KP;
     double loss = 0;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, K, (int)d, 1.0, c->X, (int)d, w,
-                (int)ld, 0.0, c->raw, K);
+    for (int64_t j = 0; j < d; j++)
+        for (int k = 0; k < KP; k++) c->wt[j * KP + k] = k < K ? w[k * ld + j] : 0.0;
+    lr_scores(c->X, n, d, KP, c->wt, c->raw);
     if (K == 1) {
         double b = w[d];
         for (int64_t i = 0; i < n; i++) {
-            double r = c->raw[i] + b;
+            double r = c->raw[i * KP] + b;
             /* log(1 + e^r) - y r, and d/dr = sigmoid(r) - y */
             double l = r > 0 ? r + log1p(exp(-r)) : log1p(exp(r));
             loss += l - (c->y[i] ? r : 0);
             double p = r > 0 ? 1.0 / (1.0 + exp(-r)) : exp(r) / (1.0 + exp(r));
-            c->raw[i] = p - (c->y[i] ? 1 : 0);
+            c->raw[i * KP] = p - (c->y[i] ? 1 : 0);
         }
     } else {
-        for (int64_t i = 0; i < n; i++) {
-            double *r = c->raw + i * K, mx = -INFINITY, s = 0;
-            for (int k = 0; k < K; k++) {
-                r[k] += w[k * ld + d];
-                mx = fmax(mx, r[k]);
-            }
-            /* as sklearn 1.2's HalfMultinomialLoss: p_k = exp(r_k - max) / sum,
-             * loss = log(sum) + max - r_y (one exp per class) */
-            double ry = r[c->y[i]];
-            for (int k = 0; k < K; k++) s += (r[k] = exp(r[k] - mx));
-            loss += log(s) + mx - ry;
-            for (int k = 0; k < K; k++) r[k] /= s;
-            r[c->y[i]] -= 1.0;
-        }
+        loss = lr_softmax(c->raw, w, ld, d, c->y, n, K, KP);
     }
     /* gradient of the data term: G^T X (K x d), intercept = column sums of G */
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)d, (int)n, 1.0, c->raw, K, c->X,
-                (int)d, 0.0, g, (int)ld);
+    lr_grad(c->X, n, d, KP, c->raw, c->wt);
+    for (int k = 0; k < K; k++)
+        for (int64_t j = 0; j < d; j++) g[k * ld + j] = c->wt[j * KP + k];
     double pen = 0;
     for (int k = 0; k < K; k++) {
         double sb = 0;
-        for (int64_t i = 0; i < n; i++) sb += c->raw[i * K + k];
+        for (int64_t i = 0; i < n; i++) sb += c->raw[i * KP + k];
         g[k * ld + d] = sb;
         for (int64_t j = 0; j < d; j++) {
             double wj = w[k * ld + j];
@@ -327,17 +421,21 @@ bmfm_status bmfm_logreg_fit(const double *X, int64_t n, int64_t d, const int32_t
     if (n_classes < 2) return bmfm_error_set(BMFM_E_INPUT, "probe: logistic regression needs >= 2 classes");
     if (!(C > 0)) return bmfm_error_set(BMFM_E_INPUT, "probe: C must be > 0");
     int K = n_classes == 2 ? 1 : n_classes;
-    lr_ctx c = {X, y, n, d, K, 1.0 / C, NULL};
-    c.raw = bmfm_malloc((size_t)(n ? n : 1) * K * sizeof(double));
+    int KP = (K + LR_KB - 1) / LR_KB * LR_KB;
+    lr_ctx c = {X, y, n, d, K, 1.0 / C, KP, NULL, NULL};
+    c.raw = bmfm_malloc((size_t)(n ? n : 1) * KP * sizeof(double));
+    c.wt = bmfm_malloc((size_t)(d ? d : 1) * KP * sizeof(double));
     double *w = bmfm_calloc((size_t)K * (d + 1), sizeof(double));
-    if (!c.raw || !w) {
+    if (!c.raw || !c.wt || !w) {
         free(c.raw);
+        free(c.wt);
         free(w);
         return BMFM_E_NOMEM;
     }
     lbfgs_info info = {0};
     bmfm_status st = lbfgs(lr_loss_grad, &c, (int64_t)K * (d + 1), w, max_iter, tol, &info);
     free(c.raw);
+    free(c.wt);
     if (st) {
         free(w);
         return st;
