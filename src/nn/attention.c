@@ -406,10 +406,81 @@ static BMFM_AVX512 void attn_fwd_unit_512(float *out, float *lse, const float *q
         attn_fwd_rows_512(out, lse, qkv, Kt, t0, T, i0, i1, h, N, NH, 4, 4);
 }
 
+/* One chunk of KV * 16 keys starting at jb for a register tile of BR query
+ * rows (see attn_bwd_512_impl). Two key vectors per chunk let every
+ * broadcast of q, dO feed two FMAs: the loop is bound by loads (a broadcast
+ * is a load), not by FMAs. Every sum runs in the same order for KV = 1 and 2,
+ * so the chunk width does not change results. */
+static inline __attribute__((always_inline)) BMFM_AVX512 void
+attn_bwd_512_chunk(float *dKt, float *dVt, const float *Kt, const float *Vt, int64_t ld, const float *qkv,
+                   int64_t t0, int64_t T, int64_t jb, int64_t kcol, int64_t C3, float scale, const float *const *q,
+                   const float *const *g, const __m512 *vl, const __m512 *vD, __m512 (*dq)[4], const int NV,
+                   const int KV)
+{
+    const int64_t HS = 16 * NV;
+    float dsbuf[BR][32] __attribute__((aligned(64)));
+    __m512 s[BR][2], dp[BR][2];
+    _Pragma("GCC unroll 8") for (int r = 0; r < BR; r++)
+        _Pragma("GCC unroll 2") for (int c = 0; c < KV; c++)
+            s[r][c] = _mm512_setzero_ps(), dp[r][c] = _mm512_setzero_ps();
+    for (int64_t d = 0; d < HS; d++) {
+        __m512 kv[2], vv[2];
+        _Pragma("GCC unroll 2") for (int c = 0; c < KV; c++) {
+            kv[c] = _mm512_load_ps(Kt + d * ld + jb + 16 * c);
+            vv[c] = _mm512_load_ps(Vt + d * ld + jb + 16 * c);
+        }
+        _Pragma("GCC unroll 8") for (int r = 0; r < BR; r++) {
+            __m512 qb = _mm512_set1_ps(q[r][d]), gb = _mm512_set1_ps(g[r][d]);
+            _Pragma("GCC unroll 2") for (int c = 0; c < KV; c++) {
+                s[r][c] = _mm512_fmadd_ps(qb, kv[c], s[r][c]);
+                dp[r][c] = _mm512_fmadd_ps(gb, vv[c], dp[r][c]);
+            }
+        }
+    }
+    __m512 p[BR][2], ds[BR][2];
+    _Pragma("GCC unroll 2") for (int c = 0; c < KV; c++) {
+        int64_t valid = T - (jb + 16 * c);
+        __mmask16 km = valid >= 16 ? (__mmask16)0xFFFF : valid <= 0 ? (__mmask16)0 : (__mmask16)((1u << valid) - 1u);
+        _Pragma("GCC unroll 8") for (int r = 0; r < BR; r++) {
+            p[r][c] = _mm512_maskz_mov_ps(km, bmfm_exp512(_mm512_fmsub_ps(s[r][c], _mm512_set1_ps(scale), vl[r])));
+            ds[r][c] = _mm512_mul_ps(_mm512_mul_ps(p[r][c], _mm512_sub_ps(dp[r][c], vD[r])), _mm512_set1_ps(scale));
+            _mm512_store_ps(&dsbuf[r][16 * c], ds[r][c]);
+        }
+    }
+    for (int64_t d = 0; d < HS; d++) {
+        float *dvp = dVt + d * ld + jb, *dkp = dKt + d * ld + jb;
+        __m512 av[2], ak[2];
+        _Pragma("GCC unroll 2") for (int c = 0; c < KV; c++)
+            av[c] = _mm512_load_ps(dvp + 16 * c), ak[c] = _mm512_load_ps(dkp + 16 * c);
+        _Pragma("GCC unroll 8") for (int r = 0; r < BR; r++) {
+            __m512 gb = _mm512_set1_ps(g[r][d]), qb = _mm512_set1_ps(q[r][d]);
+            _Pragma("GCC unroll 2") for (int c = 0; c < KV; c++) {
+                av[c] = _mm512_fmadd_ps(gb, p[r][c], av[c]);
+                ak[c] = _mm512_fmadd_ps(qb, ds[r][c], ak[c]);
+            }
+        }
+        _Pragma("GCC unroll 2") for (int c = 0; c < KV; c++)
+            _mm512_store_ps(dvp + 16 * c, av[c]), _mm512_store_ps(dkp + 16 * c, ak[c]);
+    }
+    int64_t nreal = T - jb < 16 * KV ? T - jb : 16 * KV;
+    for (int64_t j = 0; j < nreal; j++) {
+        const float *kp = qkv + (t0 + jb + j) * C3 + kcol;
+        __m512 kv[4];
+        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)
+            kv[v] = _mm512_loadu_ps(kp + 16 * v);
+        _Pragma("GCC unroll 8") for (int r = 0; r < BR; r++) {
+            __m512 b = _mm512_set1_ps(dsbuf[r][j]);
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)
+                dq[r][v] = _mm512_fmadd_ps(b, kv[v], dq[r][v]);
+        }
+    }
+}
+
 /* Backward of one cell and head. Scratch: Kt, Vt, dKt, dVt [HS][ld] and
- * zero[HS]. For each register tile of BR query rows and each 16-key chunk:
- * P = exp(S - lse), dP = dO V^T, dS = P (dP - D) scale; dV^T += dO^T P and
- * dK^T += Q^T dS into the transposed buffers, dQ += dS K in registers. */
+ * zero[HS]. For each register tile of BR query rows and each chunk of 32
+ * (then 16) keys: P = exp(S - lse), dP = dO V^T, dS = P (dP - D) scale;
+ * dV^T += dO^T P and dK^T += Q^T dS into the transposed buffers, dQ += dS K
+ * in registers. */
 static inline __attribute__((always_inline)) BMFM_AVX512 void
 attn_bwd_512_impl(float *dqkv, const float *dout, const float *qkv, const float *out,
                   const float *lse, int64_t t0, int64_t T, int64_t h, int64_t N, int64_t NH,
@@ -422,7 +493,6 @@ attn_bwd_512_impl(float *dqkv, const float *dout, const float *qkv, const float 
     pack_transposed(Kt, qkv + t0 * C3 + C + h * HS, C3, T, ld, HS);
     pack_transposed(Vt, qkv + t0 * C3 + 2 * C + h * HS, C3, T, ld, HS);
     memset(dKt, 0, sizeof(float) * (size_t)(2 * HS * ld + HS));
-    float dsbuf[BR][16] __attribute__((aligned(64)));
     for (int64_t ib = 0; ib < T; ib += BR) {
         const float *q[BR], *g[BR];
         __m512 vl[BR], vD[BR], dq[BR][4];
@@ -445,50 +515,11 @@ attn_bwd_512_impl(float *dqkv, const float *dout, const float *qkv, const float 
             _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)
                 dq[r][v] = _mm512_setzero_ps();
         }
-        for (int64_t jb = 0; jb < Tp; jb += 16) {
-            __m512 s[BR], dp[BR];
-            _Pragma("GCC unroll 8") for (int r = 0; r < BR; r++)
-                s[r] = _mm512_setzero_ps(), dp[r] = _mm512_setzero_ps();
-            for (int64_t d = 0; d < HS; d++) {
-                __m512 kv = _mm512_load_ps(Kt + d * ld + jb), vv = _mm512_load_ps(Vt + d * ld + jb);
-                _Pragma("GCC unroll 8") for (int r = 0; r < BR; r++) {
-                    s[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r][d]), kv, s[r]);
-                    dp[r] = _mm512_fmadd_ps(_mm512_set1_ps(g[r][d]), vv, dp[r]);
-                }
-            }
-            int64_t valid = T - jb;
-            __mmask16 km = valid >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << valid) - 1u);
-            __m512 p[BR], ds[BR];
-            _Pragma("GCC unroll 8") for (int r = 0; r < BR; r++) {
-                p[r] = _mm512_maskz_mov_ps(
-                    km, bmfm_exp512(_mm512_fmsub_ps(s[r], _mm512_set1_ps(scale), vl[r])));
-                ds[r] = _mm512_mul_ps(_mm512_mul_ps(p[r], _mm512_sub_ps(dp[r], vD[r])),
-                                      _mm512_set1_ps(scale));
-                _mm512_store_ps(dsbuf[r], ds[r]);
-            }
-            for (int64_t d = 0; d < HS; d++) {
-                float *dvp = dVt + d * ld + jb, *dkp = dKt + d * ld + jb;
-                __m512 av = _mm512_load_ps(dvp), ak = _mm512_load_ps(dkp);
-                _Pragma("GCC unroll 8") for (int r = 0; r < BR; r++) {
-                    av = _mm512_fmadd_ps(_mm512_set1_ps(g[r][d]), p[r], av);
-                    ak = _mm512_fmadd_ps(_mm512_set1_ps(q[r][d]), ds[r], ak);
-                }
-                _mm512_store_ps(dvp, av);
-                _mm512_store_ps(dkp, ak);
-            }
-            int64_t nreal = valid < 16 ? valid : 16;
-            for (int64_t j = 0; j < nreal; j++) {
-                const float *kp = qkv + (t0 + jb + j) * C3 + C + h * HS;
-                __m512 kv[4];
-                _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)
-                    kv[v] = _mm512_loadu_ps(kp + 16 * v);
-                _Pragma("GCC unroll 8") for (int r = 0; r < BR; r++) {
-                    __m512 b = _mm512_set1_ps(dsbuf[r][j]);
-                    _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)
-                        dq[r][v] = _mm512_fmadd_ps(b, kv[v], dq[r][v]);
-                }
-            }
-        }
+        int64_t jb = 0;
+        for (; jb + 32 <= Tp; jb += 32)
+            attn_bwd_512_chunk(dKt, dVt, Kt, Vt, ld, qkv, t0, T, jb, C + h * HS, C3, scale, q, g, vl, vD, dq, NV, 2);
+        if (jb < Tp)
+            attn_bwd_512_chunk(dKt, dVt, Kt, Vt, ld, qkv, t0, T, jb, C + h * HS, C3, scale, q, g, vl, vD, dq, NV, 1);
         for (int r = 0; r < BR && ib + r < T; r++) {
             float *dqp = dqkv + (t0 + ib + r) * C3 + h * HS;
             _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)
