@@ -157,8 +157,11 @@ def suite(path, key, label, batch):
     t = tick("knn+connectivities", t)
     nmi, ari, res = leiden_scan(W, lab)
     t = tick("leiden scan", t)
-    asw = (silhouette_score(X, lab) + 1) / 2
-    t = tick("silhouette", t)
+    sil = silhouette_samples(X, lab)  # = silhouette_score's samples, reused by isolated-label ASW
+    asw = (np.mean(sil) + 1) / 2
+    from metrics_oracle import isolated_asw
+    iso = isolated_asw(sil, lab, bat)
+    t = tick("silhouette+isolated", t)
     sb = []
     for c in np.unique(lab):
         m = lab == c
@@ -197,18 +200,24 @@ def suite(path, key, label, batch):
     pcr = np.sum(np.array(r2) * P.explained_variance_) / np.sum(P.explained_variance_)
     t = tick("pcr", t)
     keep = np.isin(lab, np.where(np.bincount(lab) >= 10)[0])
-    Xk, yk = X[keep], lab[keep]
-    f1s, f1k = [], []
-    for tr, te in StratifiedKFold(5, shuffle=True, random_state=0).split(Xk, yk):
+    Xk, yk, bk = X[keep], lab[keep], bat[keep]
+
+    def fit_eval(tr, te):  # both probes on one split, as bmfm's fit_eval
         sc = StandardScaler(with_mean=False).fit(Xk[tr])
         lr = LogisticRegression().fit(sc.transform(Xk[tr]), yk[tr])
-        f1s.append(f1_score(yk[te], lr.predict(sc.transform(Xk[te])), average="macro"))
         kn = KNeighborsClassifier(5).fit(sc.transform(Xk[tr]), yk[tr])
-        f1k.append(f1_score(yk[te], kn.predict(sc.transform(Xk[te])), average="macro"))
+        return (f1_score(yk[te], lr.predict(sc.transform(Xk[te])), average="macro"),
+                f1_score(yk[te], kn.predict(sc.transform(Xk[te])), average="macro"))
+
+    f1s, f1k = zip(*[fit_eval(tr, te) for tr, te in StratifiedKFold(5, shuffle=True, random_state=0).split(Xk, yk)])
     t = tick("probe (lr+knn, 5-fold)", t)
+    # bmfm eval --probe with a batch column also runs leave-one-batch-out
+    f1h = [fit_eval(np.flatnonzero(bk != b), np.flatnonzero(bk == b))[0] for b in np.unique(bk)
+           if len(np.unique(yk[bk != b])) >= 2]
+    t = tick("probe (leave-one-batch-out)", t)
     print("values NMI %.4f ARI %.4f ASW_label %.4f ASW_batch %.4f GC %.4f iLISI %.4f cLISI %.4f kBET %.4f "
-          "PCR %.4f probe_F1 %.4f kNN_F1 %.4f (res %.1f)" % (nmi, ari, asw, asw_b, gc, ilisi, clisi, kb, pcr,
-                                                           np.mean(f1s), np.mean(f1k), res))
+          "PCR %.4f iso_ASW %.4f probe_F1 %.4f kNN_F1 %.4f heldout_F1 %.4f (res %.1f)"
+          % (nmi, ari, asw, asw_b, gc, ilisi, clisi, kb, pcr, iso, np.mean(f1s), np.mean(f1k), np.mean(f1h), res))
     print("total %.3f s (%d cells, %d dims)" % (sum(T.values()), X.shape[0], X.shape[1]))
 
 

@@ -23,6 +23,7 @@
 #include "eval/pcr.h"
 #include "eval/scib.h"
 #include "eval/silhouette.h"
+#include "nn/nn.h"
 
 static char g_dir[1024];
 static int g_have_harmony;
@@ -243,6 +244,35 @@ static void test_knn_ties_and_duplicates(void **s) {
     bmfm_knn_free(&g);
 }
 
+/* The kNN screening has AVX-512, AVX2 and scalar variants: the same graph
+ * from each (rows with many near-ties: integer-valued coordinates, and with
+ * more candidates than the screening buffer holds at once). */
+static void test_knn_isa_paths(void **s) {
+    (void)s;
+    enum { N = 1500, D = 6, K = 40 };
+    float *X = malloc(sizeof(float) * N * D);
+    uint64_t rng = 99;
+    for (int i = 0; i < N * D; i++) {
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        X[i] = (float)((rng >> 33) % 5) + (i % 3 == 0 ? 0.25f * (float)(i % 7) : 0.0f);
+    }
+    bmfm_isa was = bmfm_cpu_isa();
+    bmfm_knn ref = {0};
+    bmfm_set_isa(BMFM_ISA_SCALAR);
+    assert_int_equal(bmfm_knn_build(X, N, D, K, &ref), BMFM_OK);
+    for (int isa = BMFM_ISA_AVX2; isa <= (int)was; isa++) {
+        bmfm_knn g = {0};
+        bmfm_set_isa((bmfm_isa)isa);
+        assert_int_equal(bmfm_knn_build(X, N, D, K, &g), BMFM_OK);
+        assert_memory_equal(g.idx, ref.idx, sizeof(int32_t) * N * K);
+        assert_memory_equal(g.dist, ref.dist, sizeof(float) * N * K);
+        bmfm_knn_free(&g);
+    }
+    bmfm_set_isa(was);
+    bmfm_knn_free(&ref);
+    free(X);
+}
+
 static void test_chi2_tail(void **s) {
     (void)s;
     near(bmfm_chi2_sf(3.841458820694124, 1), 0.05, 1e-12, "chi2 dof 1");
@@ -366,6 +396,56 @@ static void test_scib_overlap(void **s) {
     free_clean(&c);
 }
 
+/* beside_leiden jobs: each runs exactly once, on either thread, and the
+ * metrics are the same as without them; a failing job ends the computation
+ * (no job is started after it) and its error reaches the caller. */
+typedef struct beside_log {
+    int runs[16];
+    int fail_job;
+} beside_log;
+
+static bmfm_status beside_job(void *ctx, int job) {
+    beside_log *l = ctx;
+#pragma omp atomic
+    l->runs[job]++;
+    if (job == l->fail_job) return bmfm_error_set(BMFM_E_INPUT, "beside job %d failed", job);
+    return BMFM_OK;
+}
+
+static void test_scib_beside_jobs(void **s) {
+    (void)s;
+    clean c;
+    load_clean("blobs", &c);
+    int L = max_code(c.lab, c.n) + 1, B = max_code(c.bat, c.n) + 1;
+    bmfm_scib_options o;
+    bmfm_scib_options_default(&o);
+    bmfm_scib_result plain, with;
+    assert_int_equal(bmfm_scib_compute(c.X, c.n, c.d, c.lab, L, c.bat, B, NULL, 0, &o, &plain), BMFM_OK);
+    for (int nth = 1; nth <= 2; nth++) {
+        omp_set_num_threads(nth);
+        beside_log l = {.fail_job = -1};
+        o.beside_jobs = 16;
+        o.beside_leiden = beside_job;
+        o.beside_leiden_ctx = &l;
+        assert_int_equal(bmfm_scib_compute(c.X, c.n, c.d, c.lab, L, c.bat, B, NULL, 0, &o, &with), BMFM_OK);
+        for (int j = 0; j < 16; j++) assert_int_equal(l.runs[j], 1);
+        assert_true(with.nmi == plain.nmi && with.ari == plain.ari && with.asw_label == plain.asw_label &&
+                    with.kbet == plain.kbet && with.ilisi == plain.ilisi);
+        /* job 3 fails: jobs are claimed in order, so at most one more (the
+         * other thread's, claimed before the failure) starts after it */
+        beside_log f = {.fail_job = 3};
+        o.beside_leiden_ctx = &f;
+        assert_int_equal(bmfm_scib_compute(c.X, c.n, c.d, c.lab, L, c.bat, B, NULL, 0, &o, &with), BMFM_E_INPUT);
+        assert_non_null(strstr(bmfm_error_message(), "beside job 3 failed"));
+        int started = 0;
+        for (int j = 0; j < 16; j++) started += f.runs[j];
+        assert_int_equal(f.runs[3], 1);
+        assert_true(started <= 5);
+    }
+    omp_set_num_threads(omp_get_num_procs());
+    free_clean(&c);
+}
+
 static void test_scib_harmony(void **s) {
     (void)s;
     if (!g_have_harmony) skip();
@@ -406,6 +486,7 @@ int main(void) {
         cmocka_unit_test(test_nmi_ari_edge_cases),
         cmocka_unit_test(test_chi2_tail),
         cmocka_unit_test(test_knn_ties_and_duplicates),
+        cmocka_unit_test(test_knn_isa_paths),
         cmocka_unit_test(test_leiden_ring_of_cliques),
         cmocka_unit_test(test_knn_connectivities_blobs),
         cmocka_unit_test(test_knn_connectivities_harmony),
@@ -413,6 +494,7 @@ int main(void) {
         cmocka_unit_test(test_nmi_ari_silhouette_harmony),
         cmocka_unit_test(test_scib_blobs),
         cmocka_unit_test(test_scib_overlap),
+        cmocka_unit_test(test_scib_beside_jobs),
         cmocka_unit_test(test_scib_harmony),
         cmocka_unit_test(test_scib_undefined_metrics),
     };

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "nn/nn.h"
 
 #define KNN_MARGIN 8
 #define KNN_ROW_BLOCK 256
@@ -191,11 +192,14 @@ static void screen_generic(float *g, const float *sqc, float si, int64_t cb, int
 
 typedef void (*screen_fn)(float *, const float *, float, int64_t, int64_t, int64_t, screen_row *);
 
+/* The kernels' run-time choice (nn/cpu.c: AVX-512 and AVX2 only with FMA,
+ * which the two screening variants are compiled for; BMFM_ISA caps it). */
 static screen_fn screen_for_cpu(void) {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return screen_avx512;
-    if (__builtin_cpu_supports("avx2")) return screen_avx2;
-    return screen_generic;
+    switch (bmfm_cpu_isa()) {
+    case BMFM_ISA_AVX512: return screen_avx512;
+    case BMFM_ISA_AVX2: return screen_avx2;
+    default: return screen_generic;
+    }
 }
 
 /* Rows r0..r0+KNN_ROW_BLOCK: screen all columns, then re-rank in double.

@@ -113,6 +113,12 @@ static bmfm_status scib_leiden(scib_ctx *c) {
     return BMFM_OK;
 }
 
+/* After an error nothing more is started: the other thread claims no job. */
+static void stop_beside_jobs(const bmfm_scib_options *o, int *next_job) {
+#pragma omp atomic write
+    *next_job = o->beside_jobs;
+}
+
 /* The caller's beside_leiden jobs not yet claimed by the other thread. */
 static bmfm_status run_beside_jobs(const bmfm_scib_options *o, int *next_job) {
     for (;;) {
@@ -121,7 +127,10 @@ static bmfm_status run_beside_jobs(const bmfm_scib_options *o, int *next_job) {
         job = (*next_job)++;
         if (job >= o->beside_jobs || !o->beside_leiden) return BMFM_OK;
         bmfm_status st = o->beside_leiden(o->beside_leiden_ctx, job);
-        if (st) return st;
+        if (st) {
+            stop_beside_jobs(o, next_job);
+            return st;
+        }
     }
 }
 
@@ -323,14 +332,16 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
 #pragma omp section
             {
                 if (overlap) omp_set_num_threads(1);
-                if (bio_ok && !(st_l = scib_leiden(&c))) st_l = run_beside_jobs(&opt, &next_job);
+                if (bio_ok && (st_l = scib_leiden(&c))) stop_beside_jobs(&opt, &next_job);
+                if (!st_l) st_l = run_beside_jobs(&opt, &next_job);
                 if (st_l && bmfm_error_message())
                     snprintf(msg_l, sizeof msg_l, "%s", bmfm_error_message());
             }
 #pragma omp section
             {
                 if (overlap) omp_set_num_threads(nth - 1);
-                if (!(st_r = scib_rest(&c))) st_r = run_beside_jobs(&opt, &next_job);
+                if ((st_r = scib_rest(&c))) stop_beside_jobs(&opt, &next_job);
+                else st_r = run_beside_jobs(&opt, &next_job);
                 if (st_r && bmfm_error_message())
                     snprintf(msg_r, sizeof msg_r, "%s", bmfm_error_message());
             }
