@@ -7,6 +7,7 @@
 #include "base/rng.h"
 #include "base/strmap.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,44 @@ static void test_error_message_and_prefix(void **state) {
     assert_int_equal(bmfm_error_code(), BMFM_E_INPUT);
     bmfm_error_clear();
     assert_string_equal(bmfm_error_message(), "");
+}
+
+static void *fail_in_thread(void *arg) {
+    bmfm_error_clear();
+    bmfm_status st = bmfm_error_set(BMFM_E_NOMEM, "probe: fold %d: 12 bytes", 3);
+    bmfm_error_save(st, arg);
+    return NULL;
+}
+
+/* A message set on another thread reaches the caller only through save /
+ * restore; a long prefix is cut at the buffer's end, not overflowed. */
+static void test_error_across_threads(void **state) {
+    (void)state;
+    bmfm_error_clear();
+    bmfm_error_saved saved;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, fail_in_thread, &saved), 0);
+    pthread_join(t, NULL);
+    assert_string_equal(bmfm_error_message(), ""); /* this thread's own message */
+    assert_int_equal(bmfm_error_restore(&saved), BMFM_E_NOMEM);
+    assert_string_equal(bmfm_error_message(), "probe: fold 3: 12 bytes");
+    assert_int_equal(bmfm_error_code(), BMFM_E_NOMEM);
+    bmfm_error_saved none = {BMFM_E_IO, ""}, ok;
+    assert_int_equal(bmfm_error_restore(&none), BMFM_E_IO);
+    assert_string_equal(bmfm_error_message(), "i/o error");
+    bmfm_error_save(BMFM_OK, &ok);
+    assert_int_equal(bmfm_error_restore(&ok), BMFM_OK);
+    char big[3000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    bmfm_error_set(BMFM_E_INPUT, "tail");
+    bmfm_error_prefix(BMFM_E_INPUT, "%s", big);
+    assert_int_equal(strlen(bmfm_error_message()), BMFM_ERROR_MAX - 1);
+    bmfm_error_set(BMFM_E_INPUT, "%s", big + 1900); /* 1099 x, cut to 1023 */
+    bmfm_error_prefix(BMFM_E_INPUT, "ab");
+    assert_int_equal(strlen(bmfm_error_message()), BMFM_ERROR_MAX - 1);
+    assert_memory_equal(bmfm_error_message(), "ab: xxx", 7);
+    bmfm_error_clear();
 }
 
 static void test_rng_streams_are_deterministic_and_distinct(void **state) {
@@ -106,6 +145,7 @@ static void test_atomic_file_commit_and_abort(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_message_and_prefix),
+        cmocka_unit_test(test_error_across_threads),
         cmocka_unit_test(test_rng_streams_are_deterministic_and_distinct),
         cmocka_unit_test(test_strmap_put_get_duplicates_and_growth),
         cmocka_unit_test(test_atomic_file_commit_and_abort),

@@ -30,6 +30,19 @@ bmfm_status bmfm_error_prefix(bmfm_status code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 const char *bmfm_error_message(void);
+
+/* The message is per thread, so a failure inside an OpenMP worker must be
+ * carried to the thread that returns it: the worker clears its message
+ * before the work, saves the outcome, and the caller restores the first
+ * failure (bmfm_error_restore returns its code; a failure that set no
+ * message gets the status name). */
+#define BMFM_ERROR_MAX 1024
+typedef struct bmfm_error_saved {
+    bmfm_status code;
+    char message[BMFM_ERROR_MAX];
+} bmfm_error_saved;
+void bmfm_error_save(bmfm_status code, bmfm_error_saved *out);
+bmfm_status bmfm_error_restore(const bmfm_error_saved *saved);
 bmfm_status bmfm_error_code(void);
 void bmfm_error_clear(void);
 const char *bmfm_status_name(bmfm_status s);

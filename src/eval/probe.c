@@ -736,27 +736,42 @@ static int run_groups(const float *emb, int64_t n, int64_t d, const int32_t *y, 
     double r[BMFM_PROBE_MAX_FOLDS][4];
     bmfm_status gst[BMFM_PROBE_MAX_FOLDS] = {BMFM_OK};
     if (n_groups > BMFM_PROBE_MAX_FOLDS) n_groups = BMFM_PROBE_MAX_FOLDS;
+    bmfm_error_saved *fail = NULL; /* the lowest failing group's message (error.h) */
+    int fail_g = n_groups;
     bmfm_blas_threads_begin();
 #pragma omp parallel for schedule(dynamic, 1)
     for (int g = 0; g < n_groups; g++) {
         if (only >= 0 && g != only) continue;
-        uint8_t *tr = malloc((size_t)(n ? n : 1) * 2);
-        if (!tr) {
-            gst[g] = BMFM_E_NOMEM;
-            continue;
-        }
-        uint8_t *te = tr + (n ? n : 1);
-        for (int64_t i = 0; i < n; i++) {
-            te[i] = grp[i] == g;
-            tr[i] = grp[i] >= 0 && grp[i] != g;
-            has_test[g] |= te[i] && y[i] >= 0;
-        }
+        bmfm_error_clear();
         r[g][2] = r[g][3] = NAN;
-        if (has_test[g])
-            scored[g] = fit_eval(emb, n, d, y, K, tr, te, o, &r[g][0], &r[g][1], &r[g][2], &r[g][3], &nc[g], &gst[g]);
-        free(tr);
+        uint8_t *tr = bmfm_malloc((size_t)(n ? n : 1) * 2);
+        if (tr) {
+            uint8_t *te = tr + (n ? n : 1);
+            for (int64_t i = 0; i < n; i++) {
+                te[i] = grp[i] == g;
+                tr[i] = grp[i] >= 0 && grp[i] != g;
+                has_test[g] |= te[i] && y[i] >= 0;
+            }
+            if (has_test[g])
+                scored[g] = fit_eval(emb, n, d, y, K, tr, te, o, &r[g][0], &r[g][1], &r[g][2], &r[g][3], &nc[g],
+                                     &gst[g]);
+            free(tr);
+        } else {
+            gst[g] = BMFM_E_NOMEM;
+        }
+        if (gst[g]) {
+#pragma omp critical(probe_fail)
+            if (g < fail_g && (fail || (fail = malloc(sizeof *fail)))) {
+                bmfm_error_save(gst[g], fail);
+                fail_g = g;
+            }
+        }
     }
     bmfm_blas_threads_end();
+    if (fail) {
+        *st = bmfm_error_restore(fail);
+        free(fail);
+    }
     int skipped = 0;
     for (int g = 0; g < n_groups; g++) {
         if (gst[g] && !*st) *st = gst[g];

@@ -78,8 +78,6 @@ static int64_t compact_codes(const int32_t *in, int64_t n, int64_t n_codes, int3
     return m;
 }
 
-#define SCIB_MSG_MAX 1024
-
 typedef struct scib_ctx {
     const bmfm_scib_options *opt;
     bmfm_scib_result *out;
@@ -325,34 +323,35 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
         int overlap = nth > 1 && bio_ok;
         bmfm_status st_l = BMFM_OK, st_r = BMFM_OK;
         int next_job = 0;
-        char msg_l[SCIB_MSG_MAX] = "", msg_r[SCIB_MSG_MAX] = "";
+        bmfm_error_saved *err = bmfm_calloc(2, sizeof *err); /* each section's failure (error.h) */
+        if (!err) {
+            st = BMFM_E_NOMEM;
+            goto done;
+        }
         if (overlap && levels < 2) omp_set_max_active_levels(2);
 #pragma omp parallel sections num_threads(overlap ? 2 : 1)
         {
 #pragma omp section
             {
                 if (overlap) omp_set_num_threads(1);
+                bmfm_error_clear();
                 if (bio_ok && (st_l = scib_leiden(&c))) stop_beside_jobs(&opt, &next_job);
                 if (!st_l) st_l = run_beside_jobs(&opt, &next_job);
-                if (st_l && bmfm_error_message())
-                    snprintf(msg_l, sizeof msg_l, "%s", bmfm_error_message());
+                bmfm_error_save(st_l, &err[0]);
             }
 #pragma omp section
             {
                 if (overlap) omp_set_num_threads(nth - 1);
+                bmfm_error_clear();
                 if ((st_r = scib_rest(&c))) stop_beside_jobs(&opt, &next_job);
                 else st_r = run_beside_jobs(&opt, &next_job);
-                if (st_r && bmfm_error_message())
-                    snprintf(msg_r, sizeof msg_r, "%s", bmfm_error_message());
+                bmfm_error_save(st_r, &err[1]);
             }
         }
         if (overlap && levels < 2) omp_set_max_active_levels(levels);
-        if (st_l || st_r) {
-            st = st_l ? st_l : st_r;
-            const char *msg = st_l ? msg_l : msg_r;
-            if (msg[0]) bmfm_error_set(st, "%s", msg);
-            goto done;
-        }
+        st = bmfm_error_restore(&err[st_l ? 0 : 1]);
+        free(err);
+        if (st) goto done;
     }
     out->avg_bio = (out->nmi + out->ari + out->asw_label) / 3.0;
     out->avg_batch = (out->asw_batch + out->graph_conn) / 2.0;
