@@ -1,10 +1,20 @@
 /* leiden.c - igraph_community_leiden with modularity normalisation (see leiden.h). */
 #include "eval/leiden.h"
 
+#include <errno.h>
 #include <igraph/igraph.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "base/alloc.h"
 #include "eval/cluster_metrics.h"
@@ -114,52 +124,187 @@ bmfm_status bmfm_leiden(const bmfm_wgraph *w, double resolution, uint64_t seed, 
     return st;
 }
 
-bmfm_status bmfm_leiden_scan(const bmfm_wgraph *w, const int32_t *labels, double res_min, double res_max,
-                             double res_step, uint64_t seed, int n_iterations, int32_t *best_membership,
-                             bmfm_leiden_scan_result *out) {
+/* ---------------------------------------------------------------- the scan
+ *
+ * Resolutions are claimed one at a time from a counter in a MAP_SHARED
+ * region, where each one's membership, cluster count and "done" flag go. The
+ * scanning thread claims until none is left; bmfm_leiden_scan_help, called
+ * by an idle thread of the same process, forks children that claim from the
+ * same counter (igraph keeps global state: threads cannot share it,
+ * processes can). Every resolution reseeds the RNG, so who computes it does
+ * not matter: the results are those of one process. */
+typedef struct scan_shared {
+    int next; /* the next unclaimed resolution (atomic, across processes) */
+    int pad[15];
+} scan_shared;
+
+struct bmfm_leiden_scan_job {
     igraph_ctx c;
-    int32_t *memb = NULL, *best = NULL;
-    bmfm_status st = BMFM_OK;
-    memset(out, 0, sizeof *out);
-    out->nmi = out->ari = out->best_resolution = NAN;
+    double res_min, res_step;
+    uint64_t seed;
+    int n_iterations, nres, n_children, closed;
+    int64_t n;
+    size_t bytes;
+    void *map;
+    scan_shared *sh;
+    int32_t *all;  /* nres * n memberships */
+    int32_t *ncl;  /* nres cluster counts */
+    int32_t *done; /* nres flags */
+    pthread_mutex_t lock; /* n_children, pids, closed */
+    pid_t pids[BMFM_LEIDEN_MAX_HELPERS];
+};
+
+static void scan_claim_loop(bmfm_leiden_scan_job *j) {
+    for (;;) {
+        int r = __atomic_fetch_add(&j->sh->next, 1, __ATOMIC_ACQ_REL);
+        if (r >= j->nres) return;
+        int k = 0;
+        if (ig_leiden(&j->c, j->res_min + r * j->res_step, j->seed, j->n_iterations, j->all + (int64_t)r * j->n,
+                      &k))
+            continue; /* left undone: the scanning thread recomputes it and reports the error */
+        j->ncl[r] = k;
+        __atomic_store_n(&j->done[r], 1, __ATOMIC_RELEASE);
+    }
+}
+
+bmfm_status bmfm_leiden_scan_start(const bmfm_wgraph *w, double res_min, double res_max, double res_step,
+                                   uint64_t seed, int n_iterations, bmfm_leiden_scan_job **job) {
+    *job = NULL;
     if (!(res_step > 0) || !(res_min > 0) || res_max < res_min)
         return bmfm_error_set(BMFM_E_INPUT, "leiden scan: bad resolution range %g..%g step %g", res_min, res_max,
                               res_step);
-    memset(&c, 0, sizeof c);
+    bmfm_leiden_scan_job *j = bmfm_calloc(1, sizeof *j);
+    if (!j) return BMFM_E_NOMEM;
+    j->res_min = res_min;
+    j->res_step = res_step;
+    j->seed = seed;
+    j->n_iterations = n_iterations;
+    j->n = w->n;
+    j->nres = (int)floor((res_max - res_min) / res_step + 1e-9) + 1;
+    j->bytes = sizeof(scan_shared) + ((size_t)j->nres * (size_t)w->n + 2 * (size_t)j->nres) * sizeof(int32_t);
+    j->map = mmap(NULL, j->bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (j->map == MAP_FAILED) {
+        size_t bytes = j->bytes;
+        free(j);
+        return bmfm_error_set(BMFM_E_NOMEM, "leiden scan: cannot map %zu bytes", bytes);
+    }
+    j->sh = j->map; /* zero-filled */
+    j->all = (int32_t *)(j->sh + 1);
+    j->ncl = j->all + (size_t)j->nres * (size_t)w->n;
+    j->done = j->ncl + j->nres;
+    pthread_mutex_init(&j->lock, NULL);
     igraph_error_handler_t *old = igraph_set_error_handler(igraph_error_handler_ignore);
-    if ((st = ig_build(w, &c))) {
-        igraph_set_error_handler(old);
+    bmfm_status st = ig_build(w, &j->c);
+    igraph_set_error_handler(old);
+    if (st) {
+        munmap(j->map, j->bytes);
+        pthread_mutex_destroy(&j->lock);
+        free(j);
         return st;
     }
-    memb = bmfm_malloc((size_t)w->n * sizeof *memb);
-    best = bmfm_malloc((size_t)w->n * sizeof *best);
-    if (!memb || !best) {
-        st = BMFM_E_NOMEM;
-        goto done;
+    *job = j;
+    return BMFM_OK;
+}
+
+int bmfm_leiden_scan_help(bmfm_leiden_scan_job *j, int max_helpers) {
+    int started = 0;
+    if (!j) return 0;
+    pthread_mutex_lock(&j->lock);
+    while (started < max_helpers && !j->closed && j->n_children < BMFM_LEIDEN_MAX_HELPERS &&
+           /* a resolution left for each new helper and one for the scanning thread */
+           __atomic_load_n(&j->sh->next, __ATOMIC_ACQUIRE) + started < j->nres - 1) {
+        fflush(NULL); /* nothing buffered gets written twice */
+        pid_t pid = fork();
+        if (pid == 0) {
+#ifdef __linux__
+            /* no orphan keeps computing (the signal follows the forking
+             * thread; a helper killed early only leaves its claim undone,
+             * which _finish recomputes) */
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+            igraph_set_error_handler(igraph_error_handler_ignore);
+            scan_claim_loop(j);
+            _exit(0);
+        }
+        if (pid < 0) break; /* the scanning thread does the work */
+        j->pids[j->n_children++] = pid;
+        started++;
     }
-    int nres = (int)floor((res_max - res_min) / res_step + 1e-9) + 1;
+    pthread_mutex_unlock(&j->lock);
+    return started;
+}
+
+bmfm_status bmfm_leiden_scan_finish(bmfm_leiden_scan_job *j, const int32_t *labels, int32_t *best_membership,
+                                    bmfm_leiden_scan_result *out) {
+    bmfm_status st = BMFM_OK;
+    memset(out, 0, sizeof *out);
+    out->nmi = out->ari = out->best_resolution = NAN;
+    igraph_error_handler_t *old = igraph_set_error_handler(igraph_error_handler_ignore);
+    scan_claim_loop(j);
+    /* no child starts after this; wait for those that did */
+    pthread_mutex_lock(&j->lock);
+    j->closed = 1;
+    pthread_mutex_unlock(&j->lock);
+    for (int i = 0; i < j->n_children; i++)
+        while (waitpid(j->pids[i], NULL, 0) < 0 && errno == EINTR) {
+        }
+    j->n_children = 0;
     double best_nmi = -1;
-    for (int r = 0; r < nres; r++) {
-        double res = res_min + r * res_step;
-        int ncl = 0;
+    int best = 0;
+    for (int r = 0; r < j->nres; r++) {
+        int32_t *memb = j->all + (size_t)r * (size_t)j->n;
         double nmi;
-        if ((st = ig_leiden(&c, res, seed, n_iterations, memb, &ncl))) goto done;
-        if ((st = bmfm_nmi(labels, memb, w->n, &nmi))) goto done;
+        if (!j->done[r]) { /* a child's claim it did not finish (killed), or a failure to report */
+            int k = 0;
+            if ((st = ig_leiden(&j->c, j->res_min + r * j->res_step, j->seed, j->n_iterations, memb, &k)))
+                goto done;
+            j->ncl[r] = k;
+        }
+        if ((st = bmfm_nmi(labels, memb, j->n, &nmi))) goto done;
         if (nmi > best_nmi) {
             best_nmi = nmi;
-            out->best_resolution = res;
-            out->n_clusters = ncl;
-            memcpy(best, memb, (size_t)w->n * sizeof *best);
+            best = r;
         }
     }
-    out->n_resolutions = nres;
+    const int32_t *bm = j->all + (size_t)best * (size_t)j->n;
+    out->best_resolution = j->res_min + best * j->res_step;
+    out->n_clusters = j->ncl[best];
+    out->n_resolutions = j->nres;
     out->nmi = best_nmi;
-    if ((st = bmfm_ari(labels, best, w->n, &out->ari))) goto done;
-    if (best_membership) memcpy(best_membership, best, (size_t)w->n * sizeof *best);
+    if ((st = bmfm_ari(labels, bm, j->n, &out->ari))) goto done;
+    if (best_membership) memcpy(best_membership, bm, (size_t)j->n * sizeof *best_membership);
 done:
-    free(memb);
-    free(best);
-    ig_free(&c);
     igraph_set_error_handler(old);
+    return st;
+}
+
+void bmfm_leiden_scan_free(bmfm_leiden_scan_job *j) {
+    if (!j) return;
+    pthread_mutex_lock(&j->lock);
+    j->closed = 1;
+    pthread_mutex_unlock(&j->lock);
+    for (int i = 0; i < j->n_children; i++) {
+        kill(j->pids[i], SIGKILL); /* only those of an unfinished scan are left */
+        while (waitpid(j->pids[i], NULL, 0) < 0 && errno == EINTR) {
+        }
+    }
+    j->n_children = 0;
+    ig_free(&j->c);
+    munmap(j->map, j->bytes);
+    pthread_mutex_destroy(&j->lock);
+    free(j);
+}
+
+
+bmfm_status bmfm_leiden_scan(const bmfm_wgraph *w, const int32_t *labels, double res_min, double res_max,
+                             double res_step, uint64_t seed, int n_iterations, int32_t *best_membership,
+                             bmfm_leiden_scan_result *out) {
+    bmfm_leiden_scan_job *j;
+    memset(out, 0, sizeof *out);
+    out->nmi = out->ari = out->best_resolution = NAN;
+    bmfm_status st = bmfm_leiden_scan_start(w, res_min, res_max, res_step, seed, n_iterations, &j);
+    if (st) return st;
+    st = bmfm_leiden_scan_finish(j, labels, best_membership, out);
+    bmfm_leiden_scan_free(j);
     return st;
 }

@@ -44,4 +44,29 @@ bmfm_status bmfm_leiden_scan(const bmfm_wgraph *w, const int32_t *labels, double
                              double res_step, uint64_t seed, int n_iterations, int32_t *best_membership,
                              bmfm_leiden_scan_result *out);
 
+/* The same scan as a job other threads can help: _start builds the graph;
+ * _finish (on the thread that scans) computes every resolution not claimed
+ * by a helper, waits for the helpers and picks the best; _help, called by an
+ * idle thread of this process before or while _finish runs, forks up to
+ * max_helpers processes that take resolutions from the same counter (no
+ * more than leaves one unclaimed resolution for each and one for the
+ * scanning thread; none once _finish is past its scan) and returns how
+ * many it started; _free frees the job (finished or not: unfinished helpers
+ * are killed) once no thread can call _help any more. igraph is not
+ * thread-safe (Debian builds it without IGRAPH_THREAD_SAFE) but processes do
+ * not share its state; each resolution reseeds the RNG, so the results do not
+ * depend on who computed what. The caller of _help must not be inside a
+ * library call that another thread holds locks in across fork (OpenBLAS's
+ * fork handler shuts its thread pool down, so no thread may be inside BLAS):
+ * bmfm_scib_compute calls it only when its other thread is in the scan. w may
+ * be freed after _start. */
+#define BMFM_LEIDEN_MAX_HELPERS 64
+typedef struct bmfm_leiden_scan_job bmfm_leiden_scan_job;
+bmfm_status bmfm_leiden_scan_start(const bmfm_wgraph *w, double res_min, double res_max, double res_step,
+                                   uint64_t seed, int n_iterations, bmfm_leiden_scan_job **job);
+bmfm_status bmfm_leiden_scan_finish(bmfm_leiden_scan_job *job, const int32_t *labels, int32_t *best_membership,
+                                    bmfm_leiden_scan_result *out);
+int bmfm_leiden_scan_help(bmfm_leiden_scan_job *job, int max_helpers);
+void bmfm_leiden_scan_free(bmfm_leiden_scan_job *job);
+
 #endif

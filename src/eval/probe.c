@@ -736,8 +736,13 @@ static int run_groups(const float *emb, int64_t n, int64_t d, const int32_t *y, 
     double r[BMFM_PROBE_MAX_FOLDS][4];
     bmfm_status gst[BMFM_PROBE_MAX_FOLDS] = {BMFM_OK};
     if (n_groups > BMFM_PROBE_MAX_FOLDS) n_groups = BMFM_PROBE_MAX_FOLDS;
-    bmfm_error_saved *fail = NULL; /* the lowest failing group's message (error.h) */
+    /* the lowest failing group's message (error.h) */
+    bmfm_error_saved *fail = bmfm_malloc(sizeof *fail);
     int fail_g = n_groups;
+    if (!fail) {
+        *st = BMFM_E_NOMEM;
+        return 0;
+    }
     bmfm_blas_threads_begin();
 #pragma omp parallel for schedule(dynamic, 1)
     for (int g = 0; g < n_groups; g++) {
@@ -761,17 +766,15 @@ static int run_groups(const float *emb, int64_t n, int64_t d, const int32_t *y, 
         }
         if (gst[g]) {
 #pragma omp critical(probe_fail)
-            if (g < fail_g && (fail || (fail = malloc(sizeof *fail)))) {
+            if (g < fail_g) {
                 bmfm_error_save(gst[g], fail);
                 fail_g = g;
             }
         }
     }
     bmfm_blas_threads_end();
-    if (fail) {
-        *st = bmfm_error_restore(fail);
-        free(fail);
-    }
+    if (fail_g < n_groups) *st = bmfm_error_restore(fail);
+    free(fail);
     int skipped = 0;
     for (int g = 0; g < n_groups; g++) {
         if (gst[g] && !*st) *st = gst[g];

@@ -94,6 +94,7 @@ typedef struct scib_ctx {
     const float *xp;
     int64_t d_pre;
     int bio_ok, batch_ok;
+    bmfm_leiden_scan_job *leiden; /* started before the threads split */
 } scib_ctx;
 
 /* NMI/ARI from the Leiden resolution scan (writes only its own fields). */
@@ -101,8 +102,7 @@ static bmfm_status scib_leiden(scib_ctx *c) {
     const bmfm_scib_options *opt = c->opt;
     bmfm_leiden_scan_result lr;
     step(opt, "leiden");
-    bmfm_status st = bmfm_leiden_scan(c->w15, c->lab, opt->res_min, opt->res_max, opt->res_step, opt->seed,
-                                      opt->leiden_iterations, c->memb, &lr);
+    bmfm_status st = bmfm_leiden_scan_finish(c->leiden, c->lab, c->memb, &lr);
     if (st) return st;
     c->out->nmi = lr.nmi;
     c->out->ari = lr.ari;
@@ -315,10 +315,12 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
     {
         /* The Leiden scan (igraph: single-threaded and not thread-safe) runs
          * on one thread while the other metrics use the rest; then both
-         * take the caller's beside_leiden jobs; each metric is
+         * take the caller's beside_leiden jobs, and if the other thread is
+         * out of work while the scan goes on, it forks processes that take
+         * some of the scan's resolutions; each metric is
          * the same code whatever its team size (thread-count independent),
          * so the numbers do not change. */
-        scib_ctx c = {&opt, out, x, m, d, lab, L, bat, B, &knn, &w15, memb, sil, xp, d_pre, bio_ok, batch_ok};
+        scib_ctx c = {&opt, out, x, m, d, lab, L, bat, B, &knn, &w15, memb, sil, xp, d_pre, bio_ok, batch_ok, NULL};
         int nth = omp_get_max_threads(), levels = omp_get_max_active_levels();
         int overlap = nth > 1 && bio_ok;
         bmfm_status st_l = BMFM_OK, st_r = BMFM_OK;
@@ -326,6 +328,11 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
         bmfm_error_saved *err = bmfm_calloc(2, sizeof *err); /* each section's failure (error.h) */
         if (!err) {
             st = BMFM_E_NOMEM;
+            goto done;
+        }
+        if (bio_ok && (st = bmfm_leiden_scan_start(&w15, opt.res_min, opt.res_max, opt.res_step, opt.seed,
+                                                   opt.leiden_iterations, &c.leiden))) {
+            free(err);
             goto done;
         }
         if (overlap && levels < 2) omp_set_max_active_levels(2);
@@ -345,10 +352,15 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
                 bmfm_error_clear();
                 if ((st_r = scib_rest(&c))) stop_beside_jobs(&opt, &next_job);
                 else st_r = run_beside_jobs(&opt, &next_job);
+                /* nothing left for this thread: if the scan still has
+                 * resolutions to do, forked processes take some (the other
+                 * thread is inside the scan, not in BLAS: leiden.h) */
+                if (!st_r && overlap) bmfm_leiden_scan_help(c.leiden, nth - 1);
                 bmfm_error_save(st_r, &err[1]);
             }
         }
         if (overlap && levels < 2) omp_set_max_active_levels(levels);
+        bmfm_leiden_scan_free(c.leiden);
         st = bmfm_error_restore(&err[st_l ? 0 : 1]);
         free(err);
         if (st) goto done;
