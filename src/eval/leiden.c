@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <igraph/igraph.h>
 #include <math.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,11 +127,14 @@ bmfm_status bmfm_leiden(const bmfm_wgraph *w, double resolution, uint64_t seed, 
  *
  * Resolutions are claimed one at a time from a counter in a MAP_SHARED
  * region, where each one's membership, cluster count and "done" flag go. The
- * scanning thread claims until none is left; bmfm_leiden_scan_help, called
- * by an idle thread of the same process, forks children that claim from the
- * same counter (igraph keeps global state: threads cannot share it,
- * processes can). Every resolution reseeds the RNG, so who computes it does
- * not matter: the results are those of one process. */
+ * scanning thread claims until none is left. bmfm_leiden_scan_help, called
+ * by an idle thread, only asks for helpers: the scanning thread forks them
+ * itself between two resolutions, when it holds no lock of igraph or of the
+ * allocator (a child forked while another thread is inside malloc can find
+ * the allocator locked forever: ASan's does not reset its locks at fork).
+ * The children claim from the same counter; igraph keeps global state, so
+ * threads cannot share it, but processes can. Every resolution reseeds the
+ * RNG, so who computes it does not matter. */
 typedef struct scan_shared {
     int next; /* the next unclaimed resolution (atomic, across processes) */
     int pad[15];
@@ -142,7 +144,8 @@ struct bmfm_leiden_scan_job {
     igraph_ctx c;
     double res_min, res_step;
     uint64_t seed;
-    int n_iterations, nres, n_children, closed;
+    int n_iterations, nres, n_children;
+    int help_wanted, closed; /* atomic: set by bmfm_leiden_scan_help / once the scan is past its claims */
     int64_t n;
     size_t bytes;
     void *map;
@@ -150,12 +153,15 @@ struct bmfm_leiden_scan_job {
     int32_t *all;  /* nres * n memberships */
     int32_t *ncl;  /* nres cluster counts */
     int32_t *done; /* nres flags */
-    pthread_mutex_t lock; /* n_children, pids, closed */
     pid_t pids[BMFM_LEIDEN_MAX_HELPERS];
 };
 
-static void scan_claim_loop(bmfm_leiden_scan_job *j) {
+static void fork_helpers(bmfm_leiden_scan_job *j);
+
+/* scanner: the thread of _finish (forks requested helpers); else a helper */
+static void scan_claim_loop(bmfm_leiden_scan_job *j, int scanner) {
     for (;;) {
+        if (scanner && __atomic_load_n(&j->help_wanted, __ATOMIC_ACQUIRE) > 0) fork_helpers(j);
         int r = __atomic_fetch_add(&j->sh->next, 1, __ATOMIC_ACQ_REL);
         if (r >= j->nres) return;
         int k = 0;
@@ -164,6 +170,30 @@ static void scan_claim_loop(bmfm_leiden_scan_job *j) {
             continue; /* left undone: the scanning thread recomputes it and reports the error */
         j->ncl[r] = k;
         __atomic_store_n(&j->done[r], 1, __ATOMIC_RELEASE);
+    }
+}
+
+/* On the scanning thread, between resolutions: up to help_wanted children,
+ * leaving one unclaimed resolution for each and one for this thread. */
+static void fork_helpers(bmfm_leiden_scan_job *j) {
+    int want = __atomic_exchange_n(&j->help_wanted, 0, __ATOMIC_ACQ_REL);
+    int left = j->nres - __atomic_load_n(&j->sh->next, __ATOMIC_ACQUIRE);
+    fflush(NULL); /* nothing buffered gets written twice */
+    for (int started = 0; started < want && started < left - 1 && j->n_children < BMFM_LEIDEN_MAX_HELPERS;
+         started++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+#ifdef __linux__
+            /* no orphan keeps computing (the signal follows the forking
+             * thread; a helper killed early only leaves its claim undone,
+             * which _finish recomputes) */
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+            scan_claim_loop(j, 0);
+            _exit(0);
+        }
+        if (pid < 0) return; /* this thread does the work */
+        j->pids[j->n_children++] = pid;
     }
 }
 
@@ -192,13 +222,11 @@ bmfm_status bmfm_leiden_scan_start(const bmfm_wgraph *w, double res_min, double 
     j->all = (int32_t *)(j->sh + 1);
     j->ncl = j->all + (size_t)j->nres * (size_t)w->n;
     j->done = j->ncl + j->nres;
-    pthread_mutex_init(&j->lock, NULL);
     igraph_error_handler_t *old = igraph_set_error_handler(igraph_error_handler_ignore);
     bmfm_status st = ig_build(w, &j->c);
     igraph_set_error_handler(old);
     if (st) {
         munmap(j->map, j->bytes);
-        pthread_mutex_destroy(&j->lock);
         free(j);
         return st;
     }
@@ -207,31 +235,9 @@ bmfm_status bmfm_leiden_scan_start(const bmfm_wgraph *w, double res_min, double 
 }
 
 int bmfm_leiden_scan_help(bmfm_leiden_scan_job *j, int max_helpers) {
-    int started = 0;
-    if (!j) return 0;
-    pthread_mutex_lock(&j->lock);
-    while (started < max_helpers && !j->closed && j->n_children < BMFM_LEIDEN_MAX_HELPERS &&
-           /* a resolution left for each new helper and one for the scanning thread */
-           __atomic_load_n(&j->sh->next, __ATOMIC_ACQUIRE) + started < j->nres - 1) {
-        fflush(NULL); /* nothing buffered gets written twice */
-        pid_t pid = fork();
-        if (pid == 0) {
-#ifdef __linux__
-            /* no orphan keeps computing (the signal follows the forking
-             * thread; a helper killed early only leaves its claim undone,
-             * which _finish recomputes) */
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-            igraph_set_error_handler(igraph_error_handler_ignore);
-            scan_claim_loop(j);
-            _exit(0);
-        }
-        if (pid < 0) break; /* the scanning thread does the work */
-        j->pids[j->n_children++] = pid;
-        started++;
-    }
-    pthread_mutex_unlock(&j->lock);
-    return started;
+    if (!j || max_helpers < 1 || __atomic_load_n(&j->closed, __ATOMIC_ACQUIRE)) return 0;
+    __atomic_store_n(&j->help_wanted, max_helpers, __ATOMIC_RELEASE);
+    return 1;
 }
 
 bmfm_status bmfm_leiden_scan_finish(bmfm_leiden_scan_job *j, const int32_t *labels, int32_t *best_membership,
@@ -240,14 +246,12 @@ bmfm_status bmfm_leiden_scan_finish(bmfm_leiden_scan_job *j, const int32_t *labe
     memset(out, 0, sizeof *out);
     out->nmi = out->ari = out->best_resolution = NAN;
     igraph_error_handler_t *old = igraph_set_error_handler(igraph_error_handler_ignore);
-    scan_claim_loop(j);
-    /* no child starts after this; wait for those that did */
-    pthread_mutex_lock(&j->lock);
-    j->closed = 1;
-    pthread_mutex_unlock(&j->lock);
+    scan_claim_loop(j, 1);
+    __atomic_store_n(&j->closed, 1, __ATOMIC_RELEASE); /* no child starts after this */
     for (int i = 0; i < j->n_children; i++)
         while (waitpid(j->pids[i], NULL, 0) < 0 && errno == EINTR) {
         }
+    out->n_helpers = j->n_children;
     j->n_children = 0;
     double best_nmi = -1;
     int best = 0;
@@ -280,9 +284,6 @@ done:
 
 void bmfm_leiden_scan_free(bmfm_leiden_scan_job *j) {
     if (!j) return;
-    pthread_mutex_lock(&j->lock);
-    j->closed = 1;
-    pthread_mutex_unlock(&j->lock);
     for (int i = 0; i < j->n_children; i++) {
         kill(j->pids[i], SIGKILL); /* only those of an unfinished scan are left */
         while (waitpid(j->pids[i], NULL, 0) < 0 && errno == EINTR) {
@@ -291,7 +292,6 @@ void bmfm_leiden_scan_free(bmfm_leiden_scan_job *j) {
     j->n_children = 0;
     ig_free(&j->c);
     munmap(j->map, j->bytes);
-    pthread_mutex_destroy(&j->lock);
     free(j);
 }
 

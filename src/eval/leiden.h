@@ -34,6 +34,7 @@ typedef struct bmfm_leiden_scan_result {
     double nmi, ari;   /* at the best resolution (first maximum of NMI) */
     int n_clusters;
     int n_resolutions;
+    int n_helpers; /* processes forked by bmfm_leiden_scan_help's request */
 } bmfm_leiden_scan_result;
 
 /* Leiden at res_min, res_min + step, ... <= res_max (+1e-9); pick the first
@@ -45,21 +46,21 @@ bmfm_status bmfm_leiden_scan(const bmfm_wgraph *w, const int32_t *labels, double
                              bmfm_leiden_scan_result *out);
 
 /* The same scan as a job other threads can help: _start builds the graph;
- * _finish (on the thread that scans) computes every resolution not claimed
- * by a helper, waits for the helpers and picks the best; _help, called by an
- * idle thread of this process before or while _finish runs, forks up to
- * max_helpers processes that take resolutions from the same counter (no
- * more than leaves one unclaimed resolution for each and one for the
- * scanning thread; none once _finish is past its scan) and returns how
- * many it started; _free frees the job (finished or not: unfinished helpers
- * are killed) once no thread can call _help any more. igraph is not
- * thread-safe (Debian builds it without IGRAPH_THREAD_SAFE) but processes do
- * not share its state; each resolution reseeds the RNG, so the results do not
- * depend on who computed what. The caller of _help must not be inside a
- * library call that another thread holds locks in across fork (OpenBLAS's
- * fork handler shuts its thread pool down, so no thread may be inside BLAS):
- * bmfm_scib_compute calls it only when its other thread is in the scan. w may
- * be freed after _start. */
+ * _finish (on the thread that scans) computes every resolution no helper
+ * claimed, waits for the helpers and picks the best; _help, called by an
+ * idle thread before or while _finish runs, asks for up to max_helpers
+ * processes (returns 1 if the scan was still open): the scanning thread
+ * forks them at its next resolution boundary, as many as leave one
+ * unclaimed resolution for each and one for itself, and they claim
+ * resolutions from the same counter; _free frees the job (finished or not:
+ * unfinished helpers are killed) once no thread can call _help any more.
+ * igraph is not thread-safe (Debian builds it without IGRAPH_THREAD_SAFE) but
+ * processes do not share its state; each resolution reseeds the RNG, so the
+ * results do not depend on who computed what. The fork happens where the
+ * scanning thread holds no lock; the caller must keep other threads out of
+ * the allocator and of BLAS then (OpenBLAS's fork handler shuts its thread
+ * pool down): bmfm_scib_compute asks only from a thread that has nothing
+ * left to do. w may be freed after _start. */
 #define BMFM_LEIDEN_MAX_HELPERS 64
 typedef struct bmfm_leiden_scan_job bmfm_leiden_scan_job;
 bmfm_status bmfm_leiden_scan_start(const bmfm_wgraph *w, double res_min, double res_max, double res_step,

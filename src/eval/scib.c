@@ -353,8 +353,9 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
                 if ((st_r = scib_rest(&c))) stop_beside_jobs(&opt, &next_job);
                 else st_r = run_beside_jobs(&opt, &next_job);
                 /* nothing left for this thread: if the scan still has
-                 * resolutions to do, forked processes take some (the other
-                 * thread is inside the scan, not in BLAS: leiden.h) */
+                 * resolutions to do, the scanning thread forks processes
+                 * that take some, while this one waits at the end of the
+                 * sections (no thread in malloc or BLAS then: leiden.h) */
                 if (!st_r && overlap) bmfm_leiden_scan_help(c.leiden, nth - 1);
                 bmfm_error_save(st_r, &err[1]);
             }
