@@ -240,6 +240,16 @@ int bmfm_leiden_scan_help(bmfm_leiden_scan_job *j, int max_helpers) {
     return 1;
 }
 
+/* Wait for every helper (after sending sig, if not 0). */
+static void reap_helpers(bmfm_leiden_scan_job *j, int sig) {
+    for (int i = 0; i < j->n_children; i++) {
+        if (sig) kill(j->pids[i], sig);
+        while (waitpid(j->pids[i], NULL, 0) < 0 && errno == EINTR) {
+        }
+    }
+    j->n_children = 0;
+}
+
 bmfm_status bmfm_leiden_scan_finish(bmfm_leiden_scan_job *j, const int32_t *labels, int32_t *best_membership,
                                     bmfm_leiden_scan_result *out) {
     bmfm_status st = BMFM_OK;
@@ -248,11 +258,8 @@ bmfm_status bmfm_leiden_scan_finish(bmfm_leiden_scan_job *j, const int32_t *labe
     igraph_error_handler_t *old = igraph_set_error_handler(igraph_error_handler_ignore);
     scan_claim_loop(j, 1);
     __atomic_store_n(&j->closed, 1, __ATOMIC_RELEASE); /* no child starts after this */
-    for (int i = 0; i < j->n_children; i++)
-        while (waitpid(j->pids[i], NULL, 0) < 0 && errno == EINTR) {
-        }
     out->n_helpers = j->n_children;
-    j->n_children = 0;
+    reap_helpers(j, 0);
     double best_nmi = -1;
     int best = 0;
     for (int r = 0; r < j->nres; r++) {
@@ -284,17 +291,11 @@ done:
 
 void bmfm_leiden_scan_free(bmfm_leiden_scan_job *j) {
     if (!j) return;
-    for (int i = 0; i < j->n_children; i++) {
-        kill(j->pids[i], SIGKILL); /* only those of an unfinished scan are left */
-        while (waitpid(j->pids[i], NULL, 0) < 0 && errno == EINTR) {
-        }
-    }
-    j->n_children = 0;
+    reap_helpers(j, SIGKILL); /* only those of an unfinished scan are left */
     ig_free(&j->c);
     munmap(j->map, j->bytes);
     free(j);
 }
-
 
 bmfm_status bmfm_leiden_scan(const bmfm_wgraph *w, const int32_t *labels, double res_min, double res_max,
                              double res_step, uint64_t seed, int n_iterations, int32_t *best_membership,

@@ -736,13 +736,8 @@ static int run_groups(const float *emb, int64_t n, int64_t d, const int32_t *y, 
     double r[BMFM_PROBE_MAX_FOLDS][4];
     bmfm_status gst[BMFM_PROBE_MAX_FOLDS] = {BMFM_OK};
     if (n_groups > BMFM_PROBE_MAX_FOLDS) n_groups = BMFM_PROBE_MAX_FOLDS;
-    /* the lowest failing group's message (error.h) */
-    bmfm_error_saved *fail = bmfm_malloc(sizeof *fail);
+    bmfm_error_saved fail; /* the lowest failing group's message (error.h) */
     int fail_g = n_groups;
-    if (!fail) {
-        *st = BMFM_E_NOMEM;
-        return 0;
-    }
     bmfm_blas_threads_begin();
 #pragma omp parallel for schedule(dynamic, 1)
     for (int g = 0; g < n_groups; g++) {
@@ -767,17 +762,15 @@ static int run_groups(const float *emb, int64_t n, int64_t d, const int32_t *y, 
         if (gst[g]) {
 #pragma omp critical(probe_fail)
             if (g < fail_g) {
-                bmfm_error_save(gst[g], fail);
+                bmfm_error_save(gst[g], &fail);
                 fail_g = g;
             }
         }
     }
     bmfm_blas_threads_end();
-    if (fail_g < n_groups) *st = bmfm_error_restore(fail);
-    free(fail);
+    if (fail_g < n_groups) *st = bmfm_error_restore(&fail);
     int skipped = 0;
     for (int g = 0; g < n_groups; g++) {
-        if (gst[g] && !*st) *st = gst[g];
         out->lr_not_converged += nc[g];
         if (!scored[g]) {
             skipped += has_test[g];

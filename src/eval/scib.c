@@ -325,16 +325,10 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
         int overlap = nth > 1 && bio_ok;
         bmfm_status st_l = BMFM_OK, st_r = BMFM_OK;
         int next_job = 0;
-        bmfm_error_saved *err = bmfm_calloc(2, sizeof *err); /* each section's failure (error.h) */
-        if (!err) {
-            st = BMFM_E_NOMEM;
-            goto done;
-        }
+        bmfm_error_saved err[2]; /* each section's failure (error.h) */
         if (bio_ok && (st = bmfm_leiden_scan_start(&w15, opt.res_min, opt.res_max, opt.res_step, opt.seed,
-                                                   opt.leiden_iterations, &c.leiden))) {
-            free(err);
+                                                   opt.leiden_iterations, &c.leiden)))
             goto done;
-        }
         if (overlap && levels < 2) omp_set_max_active_levels(2);
 #pragma omp parallel sections num_threads(overlap ? 2 : 1)
         {
@@ -362,9 +356,7 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
         }
         if (overlap && levels < 2) omp_set_max_active_levels(levels);
         bmfm_leiden_scan_free(c.leiden);
-        st = bmfm_error_restore(&err[st_l ? 0 : 1]);
-        free(err);
-        if (st) goto done;
+        if ((st = bmfm_error_restore(&err[st_l ? 0 : 1]))) goto done;
     }
     out->avg_bio = (out->nmi + out->ari + out->asw_label) / 3.0;
     out->avg_batch = (out->asw_batch + out->graph_conn) / 2.0;
