@@ -271,6 +271,7 @@ typedef struct {
     int KP;       /* K rounded up to LR_KB: row stride of raw and wt */
     double *raw;  /* n x KP; columns K.. stay 0 */
     double *wt;   /* d x KP: the coefficients transposed (zero padded), then the gradient */
+    double *tmp;  /* 3 n: lr_softmax's per-cell values */
 } lr_ctx;
 
 #define LR_KB 8 /* classes per register block: one AVX-512 vector of doubles */
@@ -345,17 +346,21 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void lr_grad
         }
 }
 
-/* glibc's vector exp (libmvec, <= 4 ulp), so that the softmax loop below
- * vectorises over the classes; math.h declares it only under -ffast-math. */
+/* glibc's vector exp and log (libmvec, <= 4 ulp), so that the softmax loops
+ * below vectorise; math.h declares them only under -ffast-math. */
 #pragma omp declare simd notinbranch
 extern double exp(double);
+#pragma omp declare simd notinbranch
+extern double log(double);
 
-/* Softmax residuals of the multinomial loss, in place: r = p - onehot(y). */
+/* Softmax residuals of the multinomial loss, in place: r = p - onehot(y).
+ * tmp: 3 n doubles (each cell's sum of exps, max and true-class score, so
+ * that the logs run as one vector loop after the cells). */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static double lr_softmax(double *raw, const double *w,
                                                                                      int64_t ld, int64_t d,
                                                                                      const int32_t *y, int64_t n,
-                                                                                     int K, int KP) {
-    double loss = 0;
+                                                                                     int K, int KP, double *tmp) {
+    double *sum = tmp, *mxs = tmp + n, *rys = tmp + 2 * n;
     for (int64_t i = 0; i < n; i++) {
         double *r = raw + i * KP, mx = -INFINITY, s = 0;
         for (int k = 0; k < K; k++) {
@@ -364,14 +369,19 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static double lr_so
         }
         /* as sklearn 1.2's HalfMultinomialLoss: p_k = exp(r_k - max) / sum,
          * loss = log(sum) + max - r_y (one exp per class) */
-        double ry = r[y[i]];
+        rys[i] = r[y[i]];
+        mxs[i] = mx;
 #pragma omp simd
         for (int k = 0; k < K; k++) r[k] = exp(r[k] - mx);
         for (int k = 0; k < K; k++) s += r[k];
-        loss += log(s) + mx - ry;
+        sum[i] = s;
         for (int k = 0; k < K; k++) r[k] /= s;
         r[y[i]] -= 1.0;
     }
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) sum[i] = log(sum[i]);
+    double loss = 0;
+    for (int64_t i = 0; i < n; i++) loss += sum[i] + mxs[i] - rys[i];
     return loss;
 }
 
@@ -395,7 +405,7 @@ static double lr_loss_grad(const double *w, double *g, void *vctx) {
             c->raw[i * KP] = p - (c->y[i] ? 1 : 0);
         }
     } else {
-        loss = lr_softmax(c->raw, w, ld, d, c->y, n, K, KP);
+        loss = lr_softmax(c->raw, w, ld, d, c->y, n, K, KP, c->tmp);
     }
     /* gradient of the data term: G^T X (K x d), intercept = column sums of G */
     lr_grad(c->X, n, d, KP, c->raw, c->wt);
@@ -422,13 +432,15 @@ bmfm_status bmfm_logreg_fit(const double *X, int64_t n, int64_t d, const int32_t
     if (!(C > 0)) return bmfm_error_set(BMFM_E_INPUT, "probe: C must be > 0");
     int K = n_classes == 2 ? 1 : n_classes;
     int KP = (K + LR_KB - 1) / LR_KB * LR_KB;
-    lr_ctx c = {X, y, n, d, K, 1.0 / C, KP, NULL, NULL};
+    lr_ctx c = {X, y, n, d, K, 1.0 / C, KP, NULL, NULL, NULL};
     c.raw = bmfm_malloc((size_t)(n ? n : 1) * KP * sizeof(double));
     c.wt = bmfm_malloc((size_t)(d ? d : 1) * KP * sizeof(double));
+    c.tmp = bmfm_malloc((size_t)(n ? n : 1) * 3 * sizeof(double));
     double *w = bmfm_calloc((size_t)K * (d + 1), sizeof(double));
-    if (!c.raw || !c.wt || !w) {
+    if (!c.raw || !c.wt || !c.tmp || !w) {
         free(c.raw);
         free(c.wt);
+        free(c.tmp);
         free(w);
         return BMFM_E_NOMEM;
     }
@@ -436,6 +448,7 @@ bmfm_status bmfm_logreg_fit(const double *X, int64_t n, int64_t d, const int32_t
     bmfm_status st = lbfgs(lr_loss_grad, &c, (int64_t)K * (d + 1), w, max_iter, tol, &info);
     free(c.raw);
     free(c.wt);
+    free(c.tmp);
     if (st) {
         free(w);
         return st;
@@ -477,6 +490,43 @@ void bmfm_logreg_free(bmfm_logreg *m) {
 
 /* -------------------------------------------------------------------- kNN */
 
+/* The kk smallest of row[j] + tn[j] (j ascending, the first of equal values
+ * first) into idx; returns how many (min(kk, nt)). row is overwritten with
+ * the sums. Blocks of KNN_SEL_BLOCK columns whose minimum cannot enter the
+ * list are skipped after one vector pass: the kept list is that of the plain
+ * scan, at a fraction of its compares (most columns are far). */
+#define KNN_SEL_BLOCK 16
+__attribute__((target_clones("avx512f", "avx2", "default"))) static int knn_row_select(double *row,
+                                                                                       const double *tn,
+                                                                                       int64_t nt, int kk,
+                                                                                       int32_t *idx) {
+    double best[64];
+    int have = 0;
+#pragma omp simd
+    for (int64_t j = 0; j < nt; j++) row[j] += tn[j]; /* + |q|^2 is constant per row */
+    for (int64_t j0 = 0; j0 < nt; j0 += KNN_SEL_BLOCK) {
+        int64_t j1 = nt - j0 < KNN_SEL_BLOCK ? nt : j0 + KNN_SEL_BLOCK;
+        if (have == kk) {
+            double mn = row[j0];
+            for (int64_t j = j0 + 1; j < j1; j++) mn = row[j] < mn ? row[j] : mn;
+            if (mn >= best[kk - 1]) continue;
+        }
+        for (int64_t j = j0; j < j1; j++) {
+            double v = row[j];
+            if (have == kk && v >= best[kk - 1]) continue;
+            int p = have < kk ? have++ : kk - 1;
+            while (p > 0 && best[p - 1] > v) {
+                best[p] = best[p - 1];
+                idx[p] = idx[p - 1];
+                p--;
+            }
+            best[p] = v;
+            idx[p] = (int32_t)j;
+        }
+    }
+    return have;
+}
+
 bmfm_status bmfm_knn_classify(const double *train, int64_t nt, const int32_t *ytrain,
                               const double *query, int64_t nq, int64_t d, int n_classes, int k,
                               int32_t *pred) {
@@ -496,22 +546,9 @@ bmfm_status bmfm_knn_classify(const double *train, int64_t nt, const int32_t *yt
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bq, (int)nt, (int)d, -2.0,
                     query + q0 * d, (int)d, train, (int)d, 0.0, dist, (int)nt);
         for (int64_t qi = 0; qi < bq; qi++) {
-            double *row = dist + qi * nt;
             int32_t idx[64];
-            double best[64];
-            int kk = k < 64 ? k : 64, have = 0;
-            for (int64_t j = 0; j < nt; j++) {
-                double v = row[j] + tn[j]; /* + |q|^2 is constant per row */
-                if (have == kk && v >= best[kk - 1]) continue;
-                int p = have < kk ? have++ : kk - 1;
-                while (p > 0 && best[p - 1] > v) {
-                    best[p] = best[p - 1];
-                    idx[p] = idx[p - 1];
-                    p--;
-                }
-                best[p] = v;
-                idx[p] = (int32_t)j;
-            }
+            int kk = k < 64 ? k : 64;
+            int have = knn_row_select(dist + qi * nt, tn, nt, kk, idx);
             int votes[1024] = {0};
             int nc = n_classes < 1024 ? n_classes : 1024;
             for (int t = 0; t < have; t++)

@@ -143,8 +143,11 @@ static bmfm_status scib_rest(scib_ctx *c) {
     bmfm_wgraph w50 = {0};
     bmfm_status st = BMFM_OK;
     if (c->bio_ok) {
-        step(opt, "silhouette");
-        if ((st = bmfm_silhouette_samples(x, m, d, lab, L, c->sil))) goto done;
+        /* with batches, the batch ASW comes from the same pass over the pairs */
+        step(opt, c->batch_ok ? "label + batch silhouette" : "silhouette");
+        if ((st = bmfm_silhouette_label_batch(x, m, d, lab, L, c->batch_ok ? bat : NULL, B, c->sil,
+                                              c->batch_ok ? &out->asw_batch : NULL)))
+            goto done;
         out->asw_label = bmfm_asw_label_from_samples(c->sil, m);
         int64_t singles = 0;
         {
@@ -171,8 +174,10 @@ static bmfm_status scib_rest(scib_ctx *c) {
         }
     }
     if (c->batch_ok) {
-        step(opt, "batch silhouette");
-        if ((st = bmfm_asw_batch(x, m, d, lab, L, bat, B, &out->asw_batch))) goto done;
+        if (!c->bio_ok) { /* else computed with the label silhouettes */
+            step(opt, "batch silhouette");
+            if ((st = bmfm_asw_batch(x, m, d, lab, L, bat, B, &out->asw_batch))) goto done;
+        }
         if (isnan(out->asw_batch)) note_add(out, "batch ASW: no label has cells from >= 2 batches");
         step(opt, "graph connectivity");
         if ((st = bmfm_graph_connectivity(c->w15, lab, L, &out->graph_conn))) goto done;

@@ -27,6 +27,13 @@
 bmfm_status bmfm_silhouette_samples(const float *X, int64_t n, int64_t d, const int32_t *lab, int64_t n_lab,
                                     double *s);
 
+/* Both from one pass over the pairs: s[i] as bmfm_silhouette_samples (when s
+ * is not NULL; then >= 2 non-empty clusters are needed) and, when batches
+ * and asw_batch are not NULL, *asw_batch as bmfm_asw_batch. */
+bmfm_status bmfm_silhouette_label_batch(const float *X, int64_t n, int64_t d, const int32_t *labels,
+                                        int64_t n_labels, const int32_t *batches, int64_t n_batches, double *s,
+                                        double *asw_batch);
+
 /* Rescaled label ASW from per-cell silhouettes (mean of (s+1)/2). */
 double bmfm_asw_label_from_samples(const double *s, int64_t n);
 
