@@ -37,11 +37,57 @@ typedef struct cand {
     int32_t j;
 } cand;
 
-static int cand_cmp(const void *a, const void *b) {
-    const cand *x = a, *y = b;
-    if (x->d < y->d) return -1;
-    if (x->d > y->d) return 1;
-    return (x->j > y->j) - (x->j < y->j);
+static inline int cand_less(const cand *x, const cand *y) { return x->d < y->d || (x->d == y->d && x->j < y->j); }
+
+/* Insertion sort by (distance, index): the candidates arrive in float-key
+ * order, which the double distances change only among near ties, so this is
+ * close to linear (qsort's comparator calls were 12% of the build). */
+static void sort_cands(cand *c, int n) {
+    for (int t = 1; t < n; t++) {
+        cand v = c[t];
+        int p = t;
+        while (p > 0 && cand_less(&v, &c[p - 1])) {
+            c[p] = c[p - 1];
+            p--;
+        }
+        c[p] = v;
+    }
+}
+
+/* Ascending sort of distinct keys: quicksort with an inline compare,
+ * insertion sort below 16 (a row's few hundred candidates). */
+static void sort_keys(uint64_t *a, int n) {
+    while (n > 16) {
+        uint64_t x = a[n / 2];
+        int i = 0, j = n - 1;
+        while (i <= j) {
+            while (a[i] < x) i++;
+            while (a[j] > x) j--;
+            if (i <= j) {
+                uint64_t t = a[i];
+                a[i++] = a[j];
+                a[j--] = t;
+            }
+        }
+        /* a[0..j] <= x <= a[i..n): recurse on the smaller side */
+        if (j + 1 < n - i) {
+            sort_keys(a, j + 1);
+            a += i;
+            n -= i;
+        } else {
+            sort_keys(a + i, n - i);
+            n = j + 1;
+        }
+    }
+    for (int t = 1; t < n; t++) {
+        uint64_t v = a[t];
+        int p = t;
+        while (p > 0 && a[p - 1] > v) {
+            a[p] = a[p - 1];
+            p--;
+        }
+        a[p] = v;
+    }
 }
 
 /* Screening candidates are 64-bit keys ordered as (float distance, index):
@@ -232,9 +278,10 @@ static void knn_row_block(const float *X, const float *xc, const float *sq, int6
             keep_smallest(kr, cnt, m);
             cnt = m;
         }
+        sort_keys(kr, cnt);
         for (int t = 0; t < cnt; t++) c[t].j = (int32_t)(uint32_t)kr[t];
         rerank_distances(X, d, X + i * d, c, cnt);
-        qsort(c, (size_t)cnt, sizeof *c, cand_cmp);
+        sort_cands(c, cnt);
         int32_t *oi = out->idx + i * k;
         float *od = out->dist + i * k;
         oi[0] = (int32_t)i;
