@@ -271,7 +271,7 @@ typedef struct {
     int KP;       /* K rounded up to LR_KB: row stride of raw and wt */
     double *raw;  /* n x KP; columns K.. stay 0 */
     double *wt;   /* d x KP: the coefficients transposed (zero padded), then the gradient */
-    double *tmp;  /* 3 n: lr_softmax's per-cell values */
+    double *tmp;  /* 3 n + KP: lr_softmax's per-cell values and intercepts */
 } lr_ctx;
 
 #define LR_KB 8 /* classes per register block: one AVX-512 vector of doubles */
@@ -314,35 +314,45 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void lr_scor
         }
 }
 
-/* wt[j][k] = sum_i X[i][j] G[i][k], i ascending (the gradient's data term),
- * four features x LR_KB classes in registers. */
+/* wt[j][k] = sum_i X[i][j] G[i][k], i ascending (the gradient's data term).
+ * Rows outer, four at a time, into wt (d x KP doubles, L1-resident): X and
+ * G are read once. Looping features outer read them once per four features,
+ * touching every cache line of X each time: the pass was L3-bound. Each
+ * wt[j][k] still sums its terms in row order, so the bits are the same. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void lr_grad(const double *X, int64_t n,
                                                                                  int64_t d, int KP, const double *G,
                                                                                  double *wt) {
-    int64_t j0 = 0;
-    for (; j0 + 4 <= d; j0 += 4)
+    memset(wt, 0, (size_t)d * KP * sizeof *wt);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const double *x0 = X + i * d, *x1 = x0 + d, *x2 = x1 + d, *x3 = x2 + d;
         for (int kc = 0; kc < KP; kc += LR_KB) {
-            lr_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-            for (int64_t i = 0; i < n; i++) {
-                lr_v8 g;
-                memcpy(&g, G + i * KP + kc, sizeof g);
-                const double *x = X + i * d + j0;
-                a0 += x[0] * g, a1 += x[1] * g, a2 += x[2] * g, a3 += x[3] * g;
+            lr_v8 g0, g1, g2, g3;
+            memcpy(&g0, G + i * KP + kc, sizeof g0);
+            memcpy(&g1, G + (i + 1) * KP + kc, sizeof g1);
+            memcpy(&g2, G + (i + 2) * KP + kc, sizeof g2);
+            memcpy(&g3, G + (i + 3) * KP + kc, sizeof g3);
+            for (int64_t j = 0; j < d; j++) {
+                lr_v8 a;
+                memcpy(&a, wt + j * KP + kc, sizeof a);
+                a += x0[j] * g0;
+                a += x1[j] * g1;
+                a += x2[j] * g2;
+                a += x3[j] * g3;
+                memcpy(wt + j * KP + kc, &a, sizeof a);
             }
-            memcpy(wt + j0 * KP + kc, &a0, sizeof a0);
-            memcpy(wt + (j0 + 1) * KP + kc, &a1, sizeof a1);
-            memcpy(wt + (j0 + 2) * KP + kc, &a2, sizeof a2);
-            memcpy(wt + (j0 + 3) * KP + kc, &a3, sizeof a3);
         }
-    for (; j0 < d; j0++)
+    }
+    for (; i < n; i++)
         for (int kc = 0; kc < KP; kc += LR_KB) {
-            lr_v8 a = {0};
-            for (int64_t i = 0; i < n; i++) {
-                lr_v8 g;
-                memcpy(&g, G + i * KP + kc, sizeof g);
-                a += X[i * d + j0] * g;
+            lr_v8 g;
+            memcpy(&g, G + i * KP + kc, sizeof g);
+            for (int64_t j = 0; j < d; j++) {
+                lr_v8 a;
+                memcpy(&a, wt + j * KP + kc, sizeof a);
+                a += X[i * d + j] * g;
+                memcpy(wt + j * KP + kc, &a, sizeof a);
             }
-            memcpy(wt + j0 * KP + kc, &a, sizeof a);
         }
 }
 
@@ -354,28 +364,60 @@ extern double exp(double);
 extern double log(double);
 
 /* Softmax residuals of the multinomial loss, in place: r = p - onehot(y).
- * tmp: 3 n doubles (each cell's sum of exps, max and true-class score, so
- * that the logs run as one vector loop after the cells). */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static double lr_softmax(double *raw, const double *w,
-                                                                                     int64_t ld, int64_t d,
+ * bias: KP intercepts (0 past K). tmp: 3 n doubles (each cell's sum of exps,
+ * max and true-class score). Three passes over the cells, so that the exps
+ * and logs run as long vector loops instead of one short call per cell: the
+ * scores shifted by their max, the exps of the whole n x KP block, then the
+ * sums (in class order, as a per-class loop) and the division. The padding
+ * lanes hold -1 for the exps (no special-value path in the vector exp) and
+ * 0 after. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static double lr_softmax(double *raw, const double *bias,
                                                                                      const int32_t *y, int64_t n,
                                                                                      int K, int KP, double *tmp) {
     double *sum = tmp, *mxs = tmp + n, *rys = tmp + 2 * n;
     for (int64_t i = 0; i < n; i++) {
-        double *r = raw + i * KP, mx = -INFINITY, s = 0;
+        double *r = raw + i * KP, mx = -INFINITY;
         for (int k = 0; k < K; k++) {
-            r[k] += w[k * ld + d];
-            mx = fmax(mx, r[k]);
+            r[k] += bias[k];
+            mx = r[k] > mx ? r[k] : mx;
         }
         /* as sklearn 1.2's HalfMultinomialLoss: p_k = exp(r_k - max) / sum,
          * loss = log(sum) + max - r_y (one exp per class) */
         rys[i] = r[y[i]];
         mxs[i] = mx;
+        for (int kc = 0; kc < KP; kc += LR_KB) {
+            lr_v8 v;
+            memcpy(&v, r + kc, sizeof v);
+            v -= mx;
+            memcpy(r + kc, &v, sizeof v);
+        }
+        for (int k = K; k < KP; k++) r[k] = -1.0;
+    }
+    int64_t nk = n * KP;
 #pragma omp simd
-        for (int k = 0; k < K; k++) r[k] = exp(r[k] - mx);
-        for (int k = 0; k < K; k++) s += r[k];
-        sum[i] = s;
-        for (int k = 0; k < K; k++) r[k] /= s;
+    for (int64_t t = 0; t < nk; t++) raw[t] = exp(raw[t]);
+    /* four cells at a time: four independent chains of class-order sums */
+    int64_t i0 = 0;
+    for (; i0 + 4 <= n; i0 += 4) {
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        const double *r0 = raw + i0 * KP, *r1 = r0 + KP, *r2 = r1 + KP, *r3 = r2 + KP;
+        for (int k = 0; k < K; k++) s0 += r0[k], s1 += r1[k], s2 += r2[k], s3 += r3[k];
+        sum[i0] = s0, sum[i0 + 1] = s1, sum[i0 + 2] = s2, sum[i0 + 3] = s3;
+    }
+    for (; i0 < n; i0++) {
+        double s = 0;
+        for (int k = 0; k < K; k++) s += raw[i0 * KP + k];
+        sum[i0] = s;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        double *r = raw + i * KP, s = sum[i];
+        for (int kc = 0; kc < KP; kc += LR_KB) {
+            lr_v8 v;
+            memcpy(&v, r + kc, sizeof v);
+            v /= s;
+            memcpy(r + kc, &v, sizeof v);
+        }
+        for (int k = K; k < KP; k++) r[k] = 0.0;
         r[y[i]] -= 1.0;
     }
 #pragma omp simd
@@ -405,7 +447,9 @@ static double lr_loss_grad(const double *w, double *g, void *vctx) {
             c->raw[i * KP] = p - (c->y[i] ? 1 : 0);
         }
     } else {
-        loss = lr_softmax(c->raw, w, ld, d, c->y, n, K, KP, c->tmp);
+        double *bias = c->tmp + 3 * n; /* the intercepts as one padded vector */
+        for (int k = 0; k < KP; k++) bias[k] = k < K ? w[k * ld + d] : 0.0;
+        loss = lr_softmax(c->raw, bias, c->y, n, K, KP, c->tmp);
     }
     /* gradient of the data term: G^T X (K x d), intercept = column sums of G */
     lr_grad(c->X, n, d, KP, c->raw, c->wt);
@@ -435,7 +479,7 @@ bmfm_status bmfm_logreg_fit(const double *X, int64_t n, int64_t d, const int32_t
     lr_ctx c = {X, y, n, d, K, 1.0 / C, KP, NULL, NULL, NULL};
     c.raw = bmfm_malloc((size_t)(n ? n : 1) * KP * sizeof(double));
     c.wt = bmfm_malloc((size_t)(d ? d : 1) * KP * sizeof(double));
-    c.tmp = bmfm_malloc((size_t)(n ? n : 1) * 3 * sizeof(double));
+    c.tmp = bmfm_malloc(((size_t)n * 3 + (size_t)KP) * sizeof(double));
     double *w = bmfm_calloc((size_t)K * (d + 1), sizeof(double));
     if (!c.raw || !c.wt || !c.tmp || !w) {
         free(c.raw);
@@ -490,29 +534,29 @@ void bmfm_logreg_free(bmfm_logreg *m) {
 
 /* -------------------------------------------------------------------- kNN */
 
-/* The kk smallest of row[j] + tn[j] (j ascending, the first of equal values
- * first) into idx; returns how many (min(kk, nt)). row is overwritten with
- * the sums. Blocks of KNN_SEL_BLOCK columns whose minimum cannot enter the
- * list are skipped after one vector pass: the kept list is that of the plain
- * scan, at a fraction of its compares (most columns are far). */
+/* The kk smallest (row[j] + tn[j], j) pairs (j ascending, the first of
+ * equal values first) into idx; returns how many (min(kk, nt)). row is
+ * overwritten with the sums. Blocks of KNN_SEL_BLOCK columns whose minimum
+ * cannot enter the list are skipped after one vector pass: the kept list is
+ * that of the plain scan, at a fraction of its compares. */
 #define KNN_SEL_BLOCK 16
-__attribute__((target_clones("avx512f", "avx2", "default"))) static int knn_row_select(double *row,
-                                                                                       const double *tn,
+#define KNN_SEL_MAX 64
+__attribute__((target_clones("avx512f", "avx2", "default"))) static int knn_row_select(float *row, const float *tn,
                                                                                        int64_t nt, int kk,
                                                                                        int32_t *idx) {
-    double best[64];
+    float best[KNN_SEL_MAX];
     int have = 0;
 #pragma omp simd
     for (int64_t j = 0; j < nt; j++) row[j] += tn[j]; /* + |q|^2 is constant per row */
     for (int64_t j0 = 0; j0 < nt; j0 += KNN_SEL_BLOCK) {
         int64_t j1 = nt - j0 < KNN_SEL_BLOCK ? nt : j0 + KNN_SEL_BLOCK;
         if (have == kk) {
-            double mn = row[j0];
+            float mn = row[j0];
             for (int64_t j = j0 + 1; j < j1; j++) mn = row[j] < mn ? row[j] : mn;
             if (mn >= best[kk - 1]) continue;
         }
         for (int64_t j = j0; j < j1; j++) {
-            double v = row[j];
+            float v = row[j];
             if (have == kk && v >= best[kk - 1]) continue;
             int p = have < kk ? have++ : kk - 1;
             while (p > 0 && best[p - 1] > v) {
@@ -527,28 +571,70 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static int knn_row_
     return have;
 }
 
+/* Candidates are screened in float (sgemm on data centred by the training
+ * mean, KNN_PROBE_MARGIN more than k) and the kept k chosen by exact double
+ * distance (direct differences), ties to the lower training index: the
+ * double dgemm over all pairs was most of the kNN probe's time. */
+#define KNN_PROBE_MARGIN 8
 bmfm_status bmfm_knn_classify(const double *train, int64_t nt, const int32_t *ytrain,
                               const double *query, int64_t nq, int64_t d, int n_classes, int k,
                               int32_t *pred) {
     if (k < 1) return bmfm_error_set(BMFM_E_INPUT, "probe: kNN k must be >= 1");
     if (k > nt) k = (int)nt;
+    if (k > KNN_SEL_MAX - KNN_PROBE_MARGIN) k = KNN_SEL_MAX - KNN_PROBE_MARGIN;
+    int kk = k + KNN_PROBE_MARGIN < nt ? k + KNN_PROBE_MARGIN : (int)nt;
     enum { BQ = 128 };
     bmfm_status st = BMFM_OK;
-    double *tn = bmfm_malloc((size_t)(nt ? nt : 1) * sizeof *tn);
-    double *dist = bmfm_malloc((size_t)BQ * (nt ? nt : 1) * sizeof *dist);
-    if (!tn || !dist) {
+    float *tf = bmfm_malloc((size_t)(nt ? nt : 1) * d * sizeof *tf);
+    float *qf = bmfm_malloc((size_t)(nq ? nq : 1) * d * sizeof *qf);
+    float *tn = bmfm_malloc((size_t)(nt ? nt : 1) * sizeof *tn);
+    float *dist = bmfm_malloc((size_t)BQ * (nt ? nt : 1) * sizeof *dist);
+    double *mu = bmfm_calloc((size_t)d, sizeof *mu);
+    if (!tf || !qf || !tn || !dist || !mu) {
         st = BMFM_E_NOMEM;
         goto done;
     }
-    for (int64_t j = 0; j < nt; j++) tn[j] = vdot(train + j * d, train + j * d, d);
+    for (int64_t j = 0; j < nt; j++)
+        for (int64_t c = 0; c < d; c++) mu[c] += train[j * d + c];
+    for (int64_t c = 0; c < d; c++) mu[c] /= (double)(nt ? nt : 1);
+    for (int64_t j = 0; j < nt; j++) {
+        double sq = 0;
+        for (int64_t c = 0; c < d; c++) {
+            tf[j * d + c] = (float)(train[j * d + c] - mu[c]);
+            sq += (double)tf[j * d + c] * tf[j * d + c];
+        }
+        tn[j] = (float)sq;
+    }
+    for (int64_t i = 0; i < nq; i++)
+        for (int64_t c = 0; c < d; c++) qf[i * d + c] = (float)(query[i * d + c] - mu[c]);
     for (int64_t q0 = 0; q0 < nq; q0 += BQ) {
         int64_t bq = nq - q0 < BQ ? nq - q0 : BQ;
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bq, (int)nt, (int)d, -2.0,
-                    query + q0 * d, (int)d, train, (int)d, 0.0, dist, (int)nt);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bq, (int)nt, (int)d, -2.0f, qf + q0 * d, (int)d,
+                    tf, (int)d, 0.0f, dist, (int)nt);
         for (int64_t qi = 0; qi < bq; qi++) {
-            int32_t idx[64];
-            int kk = k < 64 ? k : 64;
+            int32_t idx[KNN_SEL_MAX];
+            double dd[KNN_SEL_MAX];
             int have = knn_row_select(dist + qi * nt, tn, nt, kk, idx);
+            const double *q = query + (q0 + qi) * d;
+            for (int t = 0; t < have; t++) {
+                const double *x = train + (int64_t)idx[t] * d;
+                double s2 = 0;
+                for (int64_t c = 0; c < d; c++) s2 += (q[c] - x[c]) * (q[c] - x[c]);
+                dd[t] = s2;
+            }
+            for (int t = 1; t < have; t++) { /* by (distance, index) */
+                double v = dd[t];
+                int32_t j = idx[t];
+                int p = t;
+                while (p > 0 && (dd[p - 1] > v || (dd[p - 1] == v && idx[p - 1] > j))) {
+                    dd[p] = dd[p - 1];
+                    idx[p] = idx[p - 1];
+                    p--;
+                }
+                dd[p] = v;
+                idx[p] = j;
+            }
+            if (have > k) have = k;
             int votes[1024] = {0};
             int nc = n_classes < 1024 ? n_classes : 1024;
             for (int t = 0; t < have; t++)
@@ -560,8 +646,11 @@ bmfm_status bmfm_knn_classify(const double *train, int64_t nt, const int32_t *yt
         }
     }
 done:
+    free(tf);
+    free(qf);
     free(tn);
     free(dist);
+    free(mu);
     return st;
 }
 
