@@ -546,6 +546,39 @@ static void test_scib_beside_jobs(void **s) {
     free_clean(&c);
 }
 
+/* kBET from the all-cell kNN graph (rows that hold the k0 nearest kept
+ * cells), from brute force (few cells missing) or from a per-label graph
+ * (many missing: a 15-NN graph): the same score as without a graph. */
+static void check_kbet_graph_paths(const char *fx) {
+    clean c;
+    load_clean(fx, &c);
+    int32_t L = max_code(c.lab, c.n) + 1, B = max_code(c.bat, c.n) + 1;
+    bmfm_knn g50, g;
+    bmfm_wgraph w50;
+    assert_int_equal(bmfm_knn_build(c.X, c.n, c.d, 50, &g50), BMFM_OK);
+    assert_int_equal(bmfm_connectivity_umap(&g50, &w50), BMFM_OK);
+    double plain, with;
+    int np, nw;
+    assert_int_equal(bmfm_kbet(c.X, c.n, c.d, &w50, NULL, c.lab, L, c.bat, B, 0.05, &plain, &np), BMFM_OK);
+    assert_false(isnan(plain));
+    const int ks[] = {15, 40, 90, 200};
+    for (int t = 0; t < 4; t++) {
+        assert_int_equal(bmfm_knn_build(c.X, c.n, c.d, ks[t], &g), BMFM_OK);
+        assert_int_equal(bmfm_kbet(c.X, c.n, c.d, &w50, &g, c.lab, L, c.bat, B, 0.05, &with, &nw), BMFM_OK);
+        if (with != plain || nw != np) fail_msg("%s: kBET %.17g with a %d-NN graph, %.17g without", fx, with, ks[t], plain);
+        bmfm_knn_free(&g);
+    }
+    bmfm_knn_free(&g50);
+    bmfm_wgraph_free(&w50);
+    free_clean(&c);
+}
+
+static void test_kbet_graph_paths(void **s) {
+    (void)s;
+    check_kbet_graph_paths("blobs");
+    if (g_have_harmony) check_kbet_graph_paths("harmony");
+}
+
 static void test_scib_harmony(void **s) {
     (void)s;
     if (!g_have_harmony) skip();
@@ -597,6 +630,7 @@ int main(void) {
         cmocka_unit_test(test_scib_blobs),
         cmocka_unit_test(test_scib_overlap),
         cmocka_unit_test(test_scib_beside_jobs),
+        cmocka_unit_test(test_kbet_graph_paths),
         cmocka_unit_test(test_scib_harmony),
         cmocka_unit_test(test_scib_undefined_metrics),
     };

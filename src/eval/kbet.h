@@ -22,6 +22,7 @@
 
 #include "base/error.h"
 #include "eval/connectivity.h"
+#include "eval/knn.h"
 
 /* Upper tail of the chi-square distribution, Q(dof/2, x/2). */
 double bmfm_chi2_sf(double x, double dof);
@@ -29,9 +30,13 @@ double bmfm_chi2_sf(double x, double dof);
 double bmfm_gammaq(double a, double x);
 
 /* w: connectivities of the 50-NN graph over all n cells. *n_scored = labels
- * that got a (non-NaN) score. */
-bmfm_status bmfm_kbet(const float *X, int64_t n, int64_t d, const bmfm_wgraph *w, const int32_t *labels,
-                      int64_t n_labels, const int32_t *batches, int64_t n_batches, double alpha, double *score,
-                      int *n_scored);
+ * that got a (non-NaN) score. g: optional exact kNN graph of all n cells
+ * (bmfm_knn_build of X, any k): a cell whose k0 nearest kept cells all lie
+ * in its row of g takes them from there (the same cells, the row being
+ * sorted by (distance, index)); the others are searched among the label's
+ * kept cells, so the result is that of g = NULL. */
+bmfm_status bmfm_kbet(const float *X, int64_t n, int64_t d, const bmfm_wgraph *w, const bmfm_knn *g,
+                      const int32_t *labels, int64_t n_labels, const int32_t *batches, int64_t n_batches,
+                      double alpha, double *score, int *n_scored);
 
 #endif

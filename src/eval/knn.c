@@ -148,15 +148,16 @@ static void rerank_distances(const float *X, int64_t d, const float *xi, cand *c
         }
         c[t].d = s0, c[t + 1].d = s1, c[t + 2].d = s2, c[t + 3].d = s3;
     }
-    for (; t < cnt; t++) {
-        const float *xj = X + (int64_t)c[t].j * d;
-        double s = 0;
-        for (int64_t q = 0; q < d; q++) {
-            double e = (double)xi[q] - (double)xj[q];
-            s += e * e;
-        }
-        c[t].d = s;
+    for (; t < cnt; t++) c[t].d = bmfm_knn_sqdist(xi, X + (int64_t)c[t].j * d, d);
+}
+
+double bmfm_knn_sqdist(const float *a, const float *b, int64_t d) {
+    double s = 0;
+    for (int64_t q = 0; q < d; q++) {
+        double e = (double)a[q] - (double)b[q];
+        s += e * e;
     }
+    return s;
 }
 
 /* One row's screening state: a buffer of keys beating the bound. */

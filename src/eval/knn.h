@@ -29,6 +29,10 @@ typedef struct bmfm_knn {
  * depend on the thread count. */
 bmfm_status bmfm_knn_build(const float *X, int64_t n, int64_t d, int k, bmfm_knn *out);
 
+/* Squared distance of two rows in double, summed in coordinate order: the
+ * re-ranking distance of bmfm_knn_build. */
+double bmfm_knn_sqdist(const float *a, const float *b, int64_t d);
+
 /* A view of the first k columns of g as a new graph (copies). */
 bmfm_status bmfm_knn_subset(const bmfm_knn *g, int k, bmfm_knn *out);
 

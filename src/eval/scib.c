@@ -189,7 +189,7 @@ static bmfm_status scib_rest(scib_ctx *c) {
             step(opt, "kbet");
             if ((st = bmfm_knn_subset(c->knn, KBET_K, &k50))) goto done;
             if ((st = bmfm_connectivity_umap(&k50, &w50))) goto done;
-            if ((st = bmfm_kbet(x, m, d, &w50, lab, L, bat, B, KBET_ALPHA, &out->kbet, &out->n_kbet_labels)))
+            if ((st = bmfm_kbet(x, m, d, &w50, c->knn, lab, L, bat, B, KBET_ALPHA, &out->kbet, &out->n_kbet_labels)))
                 goto done;
             if (isnan(out->kbet)) note_add(out, "kBET: no label with >= 10 cells in >= 2 batches");
         }
