@@ -7,6 +7,8 @@
 #   pbmc8k.h5ad   scvijl pbmc8k 7480 x 200 raw counts (the largest shared file),
 #                 cell_type labels, a deterministic pseudo batch (timing only)
 # usage: bench/eval_bench.sh [THREADS]   (default 2; run with nice on shared machines)
+# Then, when build/bench/eval_steps is built, every metric function alone on
+# one thread (same pbmc8k embedding).
 set -eu
 cd "$(dirname "$0")/.."
 export BMFM_SHARED_DATA="${BMFM_SHARED_DATA:-$(cd .. && pwd)/shared/data}"
@@ -33,3 +35,18 @@ echo "## eval suite + probe: pbmc8k 7480 cells, X_pca (50 PCs of 200 genes), lab
 ./bmfm baseline pca $B/pbmc8k.h5ad -o $B/pbmc8k_pca.h5ad -q --threads $THREADS > /dev/null
 measure "bmfm eval" ./bmfm eval $B/pbmc8k_pca.h5ad --embedding X_pca --label cell_type --batch pseudo_batch --probe --threads $THREADS
 measure "python suite" $PY bench/eval_python.py suite $B/pbmc8k_pca.h5ad X_pca cell_type pseudo_batch
+# each metric's own single-threaded time on the same embedding (the fixture
+# is the pbmc8k X_pca, codes of cell_type and pseudo_batch)
+if [ -x build/bench/eval_steps ]; then
+    echo "## steps, one thread, best of 3 (build/bench/eval_steps $B/pbmc8k)"
+    $PY -c "
+import anndata, numpy as np, sys
+a = anndata.read_h5ad(sys.argv[1])
+np.asarray(a.obsm['X_pca'], np.float32).tofile(sys.argv[2] + '_clean_X.f32')
+for col, suf in (('cell_type', 'lab'), ('pseudo_batch', 'bat')):
+    a.obs[col].astype('category').cat.codes.values.astype(np.int32).tofile(sys.argv[2] + '_clean_' + suf + '.i32')
+" $B/pbmc8k_pca.h5ad $B/pbmc8k
+    OMP_NUM_THREADS=1 build/bench/eval_steps $B/pbmc8k 3
+else
+    echo "(build/bench/eval_steps not built: make build/bench/eval_steps for the per-step times)"
+fi
