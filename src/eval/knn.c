@@ -54,29 +54,41 @@ static void sort_cands(cand *c, int n) {
     }
 }
 
-/* Ascending sort of distinct keys: quicksort with an inline compare,
- * insertion sort below 16 (a row's few hundred candidates). */
+/* a[lo..hi] around a median-of-three pivot with a branchless Lomuto pass
+ * (keys in no order: a compare-and-branch partition mispredicts about every
+ * other key); returns the pivot's final position. Keys are distinct. */
+static int partition_keys(uint64_t *a, int lo, int hi) {
+    int mid = lo + (hi - lo) / 2;
+    uint64_t x0 = a[lo], x1 = a[mid], x2 = a[hi];
+    int p = (x0 < x1) == (x1 < x2) ? mid : (x1 < x0) == (x0 < x2) ? lo : hi;
+    uint64_t x = a[p];
+    a[p] = a[hi];
+    a[hi] = x;
+    int st = lo;
+    for (int i = lo; i < hi; i++) {
+        uint64_t v = a[i];
+        a[i] = a[st];
+        a[st] = v;
+        st += v < x;
+    }
+    a[hi] = a[st];
+    a[st] = x;
+    return st;
+}
+
+/* Ascending sort of distinct keys: quicksort, insertion sort below 16 (a
+ * row's few hundred candidates). */
 static void sort_keys(uint64_t *a, int n) {
     while (n > 16) {
-        uint64_t x = a[n / 2];
-        int i = 0, j = n - 1;
-        while (i <= j) {
-            while (a[i] < x) i++;
-            while (a[j] > x) j--;
-            if (i <= j) {
-                uint64_t t = a[i];
-                a[i++] = a[j];
-                a[j--] = t;
-            }
-        }
-        /* a[0..j] <= x <= a[i..n): recurse on the smaller side */
-        if (j + 1 < n - i) {
-            sort_keys(a, j + 1);
-            a += i;
-            n -= i;
+        int p = partition_keys(a, 0, n - 1);
+        /* recurse on the smaller side */
+        if (p < n - 1 - p) {
+            sort_keys(a, p);
+            a += p + 1;
+            n -= p + 1;
         } else {
-            sort_keys(a + i, n - i);
-            n = j + 1;
+            sort_keys(a + p + 1, n - 1 - p);
+            n = p;
         }
     }
     for (int t = 1; t < n; t++) {
@@ -113,20 +125,10 @@ static inline float screen_key_dist(uint64_t k) {
 static void keep_smallest(uint64_t *a, int n, int m) {
     int lo = 0, hi = n - 1, want = m - 1;
     while (lo < hi) {
-        uint64_t x = a[lo + (hi - lo) / 2];
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (a[i] < x) i++;
-            while (a[j] > x) j--;
-            if (i <= j) {
-                uint64_t t = a[i];
-                a[i++] = a[j];
-                a[j--] = t;
-            }
-        }
-        if (want <= j) hi = j;
-        else if (want >= i) lo = i;
-        else break;
+        int st = partition_keys(a, lo, hi);
+        if (want == st) break;
+        if (want < st) hi = st - 1;
+        else lo = st + 1;
     }
 }
 
