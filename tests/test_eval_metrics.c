@@ -222,6 +222,15 @@ static void test_nmi_ari_edge_cases(void **s) {
     near(v, 0.0, 1e-12, "ari one class vs singletons");
     int32_t neg[2] = {0, -1};
     assert_int_equal(bmfm_nmi(neg, neg, 2, &v), BMFM_E_INPUT);
+    /* all points equal: every distance is 0, every silhouette 0 (sklearn:
+     * 0/0 -> 0), batch ASW 1; no fixed-point scale blows up */
+    float same[9 * 2];
+    for (int i = 0; i < 18; i++) same[i] = 0.25f;
+    int32_t lab9[9] = {0, 0, 0, 1, 1, 1, 2, 2, 2}, bat9[9] = {0, 0, 1, 0, 1, 1, 0, 1, 0};
+    double sil9[9];
+    assert_int_equal(bmfm_silhouette_label_batch(same, 9, 2, lab9, 3, bat9, 2, sil9, &v), BMFM_OK);
+    for (int i = 0; i < 9; i++) near(sil9[i], 0.0, 0, "silhouette of equal points");
+    near(v, 1.0, 0, "batch ASW of equal points");
 }
 
 /* Equal distances are ordered by index; duplicated points do not displace self. */

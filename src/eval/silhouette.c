@@ -139,10 +139,15 @@ static bmfm_status sil_run_pass(const float *X, sil_pass *P) {
         sq[i] = v;
         if (v > sqmax) sqmax = v;
     }
-    /* no distance exceeds twice the largest norm; n of them fit in 2^62 */
-    double dmax = 2.0 * sqrt(sqmax) * (1 + 1e-9) + 1e-300;
-    P->scale = ldexp(1.0, 62) / ((double)n * dmax);
-    if (P->scale > ldexp(1.0, 52) / dmax) P->scale = ldexp(1.0, 52) / dmax;
+    /* no distance exceeds twice the largest norm; n of them fit in 2^62
+     * (all points equal: every distance is 0, any scale will do) */
+    double dmax = 2.0 * sqrt(sqmax) * (1 + 1e-9);
+    P->scale = 1.0;
+    if (dmax > 0) {
+        P->scale = ldexp(1.0, 62) / ((double)n * dmax);
+        if (P->scale > ldexp(1.0, 52) / dmax) P->scale = ldexp(1.0, 52) / dmax;
+        if (!isfinite(P->scale)) P->scale = 1.0; /* dmax below ~1e-290 */
+    }
     P->xd = xd;
     P->sq = sq;
     /* one parallel region, per-thread buffers, single-threaded dgemm (see knn.c) */
