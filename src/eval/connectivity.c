@@ -30,14 +30,21 @@ void bmfm_wgraph_free(bmfm_wgraph *m) {
 #pragma omp declare simd notinbranch
 extern double exp(double);
 
-/* sum_j (dd[j] > 0 ? exp(-dd[j] / mid) : 1), j ascending as umap's loop:
- * the exps vectorised into t, the sum kept sequential. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static double smooth_psum(const double *dd, int m,
-                                                                                      double mid, double *t) {
+#define SMOOTH_CHUNK 64
+
+/* sum_{j=1..k-1} (dd > 0 ? exp(-dd / mid) : 1) with dd = di[j] - r in
+ * float32, j ascending as umap's loop: per chunk of columns the exps are
+ * one vector loop, the sum stays sequential. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static double smooth_psum(const float *di, int k, float r,
+                                                                                      double mid) {
+    double psum = 0, dd[SMOOTH_CHUNK], t[SMOOTH_CHUNK];
+    for (int j0 = 1; j0 < k; j0 += SMOOTH_CHUNK) {
+        int m = k - j0 < SMOOTH_CHUNK ? k - j0 : SMOOTH_CHUNK;
+        for (int j = 0; j < m; j++) dd[j] = (double)(di[j0 + j] - r);
 #pragma omp simd
-    for (int j = 0; j < m; j++) t[j] = exp(-(dd[j] / mid));
-    double psum = 0;
-    for (int j = 0; j < m; j++) psum += dd[j] > 0 ? t[j] : 1.0;
+        for (int j = 0; j < m; j++) t[j] = exp(-(dd[j] / mid));
+        for (int j = 0; j < m; j++) psum += dd[j] > 0 ? t[j] : 1.0;
+    }
     return psum;
 }
 
@@ -47,56 +54,39 @@ void bmfm_connectivity_sigmas(const bmfm_knn *g, double *sigma, double *rho) {
     double mean_all = 0;
     for (int64_t i = 0; i < g->n * k; i++) mean_all += g->dist[i];
     mean_all /= (double)(g->n * k);
-#pragma omp parallel
-    {
-        /* per thread: the row's differences and their exps (2 x k doubles;
-         * without memory the row takes the scalar path, same values) */
-        double *dd = malloc(2 * (size_t)k * sizeof *dd);
-#pragma omp for schedule(static)
-        for (int64_t i = 0; i < g->n; i++) {
-            const float *di = g->dist + i * k;
-            /* local_connectivity = 1: rho = first non-zero distance (index 0 of the non-zeros) */
-            float r = 0; /* umap keeps rho and the differences in float32 */
-            for (int j = 0; j < k; j++)
-                if (di[j] > 0) {
-                    r = di[j];
-                    break;
-                }
-            if (dd)
-                for (int j = 1; j < k; j++) dd[j - 1] = (double)(di[j] - r);
-            double lo = 0, hi = DBL_MAX, mid = 1.0; /* umap uses np.inf for hi */
-            for (int it = 0; it < SMOOTH_N_ITER; it++) {
-                double psum = 0;
-                if (dd) {
-                    psum = smooth_psum(dd, k - 1, mid, dd + k);
-                } else {
-                    for (int j = 1; j < k; j++) {
-                        float df = di[j] - r;
-                        psum += df > 0 ? exp(-((double)df / mid)) : 1.0;
-                    }
-                }
-                if (fabs(psum - target) < SMOOTH_K_TOLERANCE) break;
-                if (psum > target) {
-                    hi = mid;
-                    mid = (lo + hi) / 2.0;
-                } else {
-                    lo = mid;
-                    if (hi == DBL_MAX) mid *= 2;
-                    else mid = (lo + hi) / 2.0;
-                }
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < g->n; i++) {
+        const float *di = g->dist + i * k;
+        /* local_connectivity = 1: rho = first non-zero distance (index 0 of the non-zeros) */
+        float r = 0; /* umap keeps rho and the differences in float32 */
+        for (int j = 0; j < k; j++)
+            if (di[j] > 0) {
+                r = di[j];
+                break;
             }
-            double mean_i = 0;
-            for (int j = 0; j < k; j++) mean_i += di[j];
-            mean_i /= k;
-            if (r > 0) {
-                if (mid < MIN_K_DIST_SCALE * mean_i) mid = MIN_K_DIST_SCALE * mean_i;
+        double lo = 0, hi = DBL_MAX, mid = 1.0; /* umap uses np.inf for hi */
+        for (int it = 0; it < SMOOTH_N_ITER; it++) {
+            double psum = smooth_psum(di, k, r, mid);
+            if (fabs(psum - target) < SMOOTH_K_TOLERANCE) break;
+            if (psum > target) {
+                hi = mid;
+                mid = (lo + hi) / 2.0;
             } else {
-                if (mid < MIN_K_DIST_SCALE * mean_all) mid = MIN_K_DIST_SCALE * mean_all;
+                lo = mid;
+                if (hi == DBL_MAX) mid *= 2;
+                else mid = (lo + hi) / 2.0;
             }
-            sigma[i] = mid;
-            rho[i] = r;
         }
-        free(dd);
+        double mean_i = 0;
+        for (int j = 0; j < k; j++) mean_i += di[j];
+        mean_i /= k;
+        if (r > 0) {
+            if (mid < MIN_K_DIST_SCALE * mean_i) mid = MIN_K_DIST_SCALE * mean_i;
+        } else {
+            if (mid < MIN_K_DIST_SCALE * mean_all) mid = MIN_K_DIST_SCALE * mean_all;
+        }
+        sigma[i] = mid;
+        rho[i] = r;
     }
 }
 
