@@ -307,6 +307,48 @@ static void test_f1_macro_known_values(void **state) {
     assert_true(fabs(bmfm_f1_macro(y2, p2, 3, 2, NULL) - 0.4) < 1e-12);
 }
 
+/* The kNN vote with k = 100 (more neighbours than any fixed list would
+ * hold) against a brute-force vote in double: sort by (distance, index),
+ * the first k vote, ties to the lowest class. */
+static int cmp_dist_idx(const void *a, const void *b) {
+    const double *x = a, *y = b;
+    if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+    return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+static void test_knn_classify_large_k(void **state) {
+    (void)state;
+    enum { NT = 300, NQ = 40, D = 3, K = 100, C = 4 };
+    double *train = malloc(sizeof(double) * NT * D), *query = malloc(sizeof(double) * NQ * D);
+    int32_t ytr[NT], pred[NQ];
+    bmfm_rng r;
+    bmfm_rng_seed(&r, 7, 0);
+    for (int i = 0; i < NT; i++) {
+        ytr[i] = (int32_t)bmfm_rng_below(&r, C);
+        for (int c = 0; c < D; c++) train[i * D + c] = bmfm_rng_uniform(&r) + 0.3 * ytr[i] * (c == 0);
+    }
+    for (int i = 0; i < NQ * D; i++) query[i] = bmfm_rng_uniform(&r) * 1.6;
+    assert_int_equal(bmfm_knn_classify(train, NT, ytr, query, NQ, D, C, K, pred), BMFM_OK);
+    double(*di)[2] = malloc(sizeof(double[2]) * NT);
+    for (int q = 0; q < NQ; q++) {
+        for (int j = 0; j < NT; j++) {
+            double s = 0;
+            for (int c = 0; c < D; c++) s += (query[q * D + c] - train[j * D + c]) * (query[q * D + c] - train[j * D + c]);
+            di[j][0] = s;
+            di[j][1] = j;
+        }
+        qsort(di, NT, sizeof di[0], cmp_dist_idx);
+        int votes[C] = {0}, best = 0;
+        for (int t = 0; t < K; t++) votes[ytr[(int)di[t][1]]]++;
+        for (int c = 1; c < C; c++)
+            if (votes[c] > votes[best]) best = c;
+        assert_int_equal(pred[q], best);
+    }
+    free(di);
+    free(train);
+    free(query);
+}
+
 static void test_bad_labels_and_nan_rows(void **state) {
     (void)state;
     const int64_t n = 200, d = 4;
@@ -374,6 +416,7 @@ int main(void) {
         cmocka_unit_test(test_folds_stratified_and_documented),
         cmocka_unit_test(test_f1_macro_known_values),
         cmocka_unit_test(test_bad_labels_and_nan_rows),
+        cmocka_unit_test(test_knn_classify_large_k),
         cmocka_unit_test(test_logreg_objective_and_coef_match_sklearn),
         cmocka_unit_test(test_blobs_cv_match_sklearn),
         cmocka_unit_test(test_cell_lines_binary_and_3class),

@@ -316,9 +316,9 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void lr_scor
 
 /* wt[j][k] = sum_i X[i][j] G[i][k], i ascending (the gradient's data term).
  * Rows outer, four at a time, into wt (d x KP doubles, L1-resident): X and
- * G are read once. Looping features outer read them once per four features,
- * touching every cache line of X each time: the pass was L3-bound. Each
- * wt[j][k] still sums its terms in row order, so the bits are the same. */
+ * G are read once, where looping features outer read them once per four
+ * features (5-fold LR probe on pbmc8k, one thread: 0.195 s against 0.210 s).
+ * Each wt[j][k] still sums its terms in row order: the same bits. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void lr_grad(const double *X, int64_t n,
                                                                                  int64_t d, int KP, const double *G,
                                                                                  double *wt) {
@@ -535,16 +535,15 @@ void bmfm_logreg_free(bmfm_logreg *m) {
 /* -------------------------------------------------------------------- kNN */
 
 /* The kk smallest (row[j] + tn[j], j) pairs (j ascending, the first of
- * equal values first) into idx; returns how many (min(kk, nt)). row is
- * overwritten with the sums. Blocks of KNN_SEL_BLOCK columns whose minimum
- * cannot enter the list are skipped after one vector pass: the kept list is
- * that of the plain scan, at a fraction of its compares. */
+ * equal values first) into idx, their values into best (kk each); returns
+ * how many (min(kk, nt)). row is overwritten with the sums. Blocks of
+ * KNN_SEL_BLOCK columns whose minimum cannot enter the list are skipped after
+ * one vector pass: the kept list is that of the plain scan, at a fraction of
+ * its compares. */
 #define KNN_SEL_BLOCK 16
-#define KNN_SEL_MAX 64
 __attribute__((target_clones("avx512f", "avx2", "default"))) static int knn_row_select(float *row, const float *tn,
                                                                                        int64_t nt, int kk,
-                                                                                       int32_t *idx) {
-    float best[KNN_SEL_MAX];
+                                                                                       int32_t *idx, float *best) {
     int have = 0;
 #pragma omp simd
     for (int64_t j = 0; j < nt; j++) row[j] += tn[j]; /* + |q|^2 is constant per row */
@@ -581,7 +580,6 @@ bmfm_status bmfm_knn_classify(const double *train, int64_t nt, const int32_t *yt
                               int32_t *pred) {
     if (k < 1) return bmfm_error_set(BMFM_E_INPUT, "probe: kNN k must be >= 1");
     if (k > nt) k = (int)nt;
-    if (k > KNN_SEL_MAX - KNN_PROBE_MARGIN) k = KNN_SEL_MAX - KNN_PROBE_MARGIN;
     int kk = k + KNN_PROBE_MARGIN < nt ? k + KNN_PROBE_MARGIN : (int)nt;
     enum { BQ = 128 };
     bmfm_status st = BMFM_OK;
@@ -590,7 +588,11 @@ bmfm_status bmfm_knn_classify(const double *train, int64_t nt, const int32_t *yt
     float *tn = bmfm_malloc((size_t)(nt ? nt : 1) * sizeof *tn);
     float *dist = bmfm_malloc((size_t)BQ * (nt ? nt : 1) * sizeof *dist);
     double *mu = bmfm_calloc((size_t)d, sizeof *mu);
-    if (!tf || !qf || !tn || !dist || !mu) {
+    int32_t *idx = bmfm_malloc((size_t)(kk + 1) * sizeof *idx);
+    float *best = bmfm_malloc((size_t)(kk + 1) * sizeof *best);
+    double *dd = bmfm_malloc((size_t)(kk + 1) * sizeof *dd);
+    int *votes = bmfm_malloc((size_t)(n_classes > 0 ? n_classes : 1) * sizeof *votes);
+    if (!tf || !qf || !tn || !dist || !mu || !idx || !best || !dd || !votes) {
         st = BMFM_E_NOMEM;
         goto done;
     }
@@ -612,9 +614,7 @@ bmfm_status bmfm_knn_classify(const double *train, int64_t nt, const int32_t *yt
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bq, (int)nt, (int)d, -2.0f, qf + q0 * d, (int)d,
                     tf, (int)d, 0.0f, dist, (int)nt);
         for (int64_t qi = 0; qi < bq; qi++) {
-            int32_t idx[KNN_SEL_MAX];
-            double dd[KNN_SEL_MAX];
-            int have = knn_row_select(dist + qi * nt, tn, nt, kk, idx);
+            int have = knn_row_select(dist + qi * nt, tn, nt, kk, idx, best);
             const double *q = query + (q0 + qi) * d;
             for (int t = 0; t < have; t++) {
                 const double *x = train + (int64_t)idx[t] * d;
@@ -635,10 +635,10 @@ bmfm_status bmfm_knn_classify(const double *train, int64_t nt, const int32_t *yt
                 idx[p] = j;
             }
             if (have > k) have = k;
-            int votes[1024] = {0};
-            int nc = n_classes < 1024 ? n_classes : 1024;
+            int nc = n_classes > 0 ? n_classes : 1;
+            memset(votes, 0, (size_t)nc * sizeof *votes);
             for (int t = 0; t < have; t++)
-                if (ytrain[idx[t]] < nc) votes[ytrain[idx[t]]]++;
+                if (ytrain[idx[t]] >= 0 && ytrain[idx[t]] < nc) votes[ytrain[idx[t]]]++;
             int bc = 0;
             for (int c = 1; c < nc; c++)
                 if (votes[c] > votes[bc]) bc = c;
@@ -651,6 +651,10 @@ done:
     free(tn);
     free(dist);
     free(mu);
+    free(idx);
+    free(best);
+    free(dd);
+    free(votes);
     return st;
 }
 
