@@ -14,23 +14,7 @@
 #include "base/progress.h"
 #include "base/rng.h"
 #include "eval/scib.h"
-
-static void *slurp(const char *prefix, const char *suffix, long *bytes) {
-    char path[2048];
-    snprintf(path, sizeof path, "%s_%s", prefix, suffix);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "cannot open %s\n", path);
-        exit(1);
-    }
-    fseek(f, 0, SEEK_END);
-    *bytes = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *p = malloc((size_t)*bytes);
-    if (fread(p, 1, (size_t)*bytes, f) != (size_t)*bytes) exit(1);
-    fclose(f);
-    return p;
-}
+#include "eval_fixture.h"
 
 static double cpu_seconds(void) {
     struct timespec ts;
@@ -49,11 +33,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s DIR/FIXTURE [N [LEIDEN_ITERATIONS]]\n", argv[0]);
         return 2;
     }
-    long bx, bl;
-    float *X0 = slurp(argv[1], "clean_X.f32", &bx);
-    int32_t *l0 = slurp(argv[1], "clean_lab.i32", &bl);
-    int32_t *b0 = slurp(argv[1], "clean_bat.i32", &bl);
-    int64_t n0 = bl / 4, d = bx / 4 / n0, n = argc > 2 ? atoll(argv[2]) : n0;
+    bench_fixture fx;
+    bench_fixture_load(argv[1], &fx);
+    float *X0 = fx.X;
+    int32_t *l0 = fx.lab, *b0 = fx.bat;
+    int64_t n0 = fx.n, d = fx.d, n = argc > 2 ? atoll(argv[2]) : n0;
     float *X = X0;
     int32_t *lab = l0, *bat = b0;
     if (n != n0) {

@@ -19,23 +19,7 @@
 #include "eval/lisi.h"
 #include "eval/probe.h"
 #include "eval/silhouette.h"
-
-static void *slurp(const char *prefix, const char *suffix, long *bytes) {
-    char path[2048];
-    snprintf(path, sizeof path, "%s_%s", prefix, suffix);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "cannot open %s\n", path);
-        exit(1);
-    }
-    fseek(f, 0, SEEK_END);
-    *bytes = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *p = malloc((size_t)*bytes);
-    if (!p || fread(p, 1, (size_t)*bytes, f) != (size_t)*bytes) exit(1);
-    fclose(f);
-    return p;
-}
+#include "eval_fixture.h"
 
 static void check(bmfm_status st, const char *what) {
     if (st) {
@@ -69,11 +53,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     int reps = argc > 2 ? atoi(argv[2]) : 3;
-    long bx, bl;
-    float *X = slurp(argv[1], "clean_X.f32", &bx);
-    int32_t *lab = slurp(argv[1], "clean_lab.i32", &bl);
-    int32_t *bat = slurp(argv[1], "clean_bat.i32", &bl);
-    int64_t n = bl / 4, d = bx / 4 / n;
+    bench_fixture fx;
+    bench_fixture_load(argv[1], &fx);
+    float *X = fx.X;
+    int32_t *lab = fx.lab, *bat = fx.bat;
+    int64_t n = fx.n, d = fx.d;
     int32_t L = 0, B = 0;
     for (int64_t i = 0; i < n; i++) {
         if (lab[i] + 1 > L) L = lab[i] + 1;
@@ -137,8 +121,6 @@ int main(int argc, char **argv) {
     bmfm_wgraph_free(&w15);
     bmfm_wgraph_free(&w50);
     free(sil);
-    free(X);
-    free(lab);
-    free(bat);
+    bench_fixture_free(&fx);
     return 0;
 }
