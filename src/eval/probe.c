@@ -268,13 +268,19 @@ typedef struct {
     int64_t n, d;
     int K;        /* coefficient rows: 1 (binomial) or n_classes */
     double lambda;
-    int KP;       /* K rounded up to LR_KB: row stride of raw and wt */
-    double *raw;  /* n x KP; columns K.. stay 0 */
-    double *wt;   /* d x KP: the coefficients transposed (zero padded), then the gradient */
-    double *tmp;  /* 3 n + KP: lr_softmax's per-cell values and intercepts */
+    int KP;       /* K rounded up to LR_KB: row stride of raw, wt and gt */
+    double *raw;  /* LR_ROWS x KP: one block's scores, then residuals */
+    double *wt;   /* d x KP: the coefficients transposed (zero padded) */
+    double *gt;   /* d x KP: the data term of the gradient, transposed */
+    double *tmp;  /* 3 LR_ROWS + KP: lr_softmax's per-cell values and intercepts */
 } lr_ctx;
 
 #define LR_KB 8 /* classes per register block: one AVX-512 vector of doubles */
+/* Cells per block of lr_loss_grad: scores, softmax and gradient run on one
+ * block while its rows of X (LR_ROWS x d doubles, 12.8 KB at d = 50) and
+ * its scores stay in L1, so X streams in once per evaluation, not twice.
+ * A multiple of 8, so that every block but the last fills whole vectors. */
+#define LR_ROWS 32
 
 /* 8 doubles as one value: gcc keeps it in one zmm register (two ymm, four
  * xmm on the other targets), which a plain array accumulator is not. */
@@ -314,15 +320,15 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void lr_scor
         }
 }
 
-/* wt[j][k] = sum_i X[i][j] G[i][k], i ascending (the gradient's data term).
- * Rows outer, four at a time, into wt (d x KP doubles, L1-resident): X and
- * G are read once, where looping features outer read them once per four
- * features (5-fold LR probe on pbmc8k, one thread: 0.195 s against 0.210 s).
- * Each wt[j][k] still sums its terms in row order: the same bits. */
+/* wt[j][k] += sum_i X[i][j] G[i][k], i ascending (the gradient's data
+ * term, accumulated block after block). Rows outer, four at a time, into wt
+ * (d x KP doubles, L1-resident): X and G are read once, where looping
+ * features outer read them once per four features (5-fold LR probe on
+ * pbmc8k, one thread: 0.195 s against 0.210 s). Each wt[j][k] sums its terms
+ * in row order, so blocks of a multiple of 4 rows give the same bits. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void lr_grad(const double *X, int64_t n,
                                                                                  int64_t d, int KP, const double *G,
                                                                                  double *wt) {
-    memset(wt, 0, (size_t)d * KP * sizeof *wt);
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) {
         const double *x0 = X + i * d, *x1 = x0 + d, *x2 = x1 + d, *x3 = x2 + d;
@@ -363,7 +369,8 @@ extern double exp(double);
 #pragma omp declare simd notinbranch
 extern double log(double);
 
-/* Softmax residuals of the multinomial loss, in place: r = p - onehot(y).
+/* Softmax residuals of the multinomial loss, in place: r = p - onehot(y);
+ * returns loss plus the cells' losses, added in cell order.
  * bias: KP intercepts (0 past K). tmp: 3 n doubles (each cell's sum of exps,
  * max and true-class score). Three passes over the cells, so that the exps
  * and logs run as long vector loops instead of one short call per cell: the
@@ -373,7 +380,8 @@ extern double log(double);
  * 0 after. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static double lr_softmax(double *raw, const double *bias,
                                                                                      const int32_t *y, int64_t n,
-                                                                                     int K, int KP, double *tmp) {
+                                                                                     int K, int KP, double *tmp,
+                                                                                     double loss) {
     double *sum = tmp, *mxs = tmp + n, *rys = tmp + 2 * n;
     for (int64_t i = 0; i < n; i++) {
         double *r = raw + i * KP, mx = -INFINITY;
@@ -422,48 +430,54 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static double lr_so
     }
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) sum[i] = log(sum[i]);
-    double loss = 0;
     for (int64_t i = 0; i < n; i++) loss += sum[i] + mxs[i] - rys[i];
     return loss;
 }
 
+/* Loss and gradient block by block of LR_ROWS cells (scores, residuals,
+ * gradient terms); every sum still runs in cell order, so the blocking does
+ * not change a bit of the result. */
 static double lr_loss_grad(const double *w, double *g, void *vctx) {
     lr_ctx *c = vctx;
     int64_t n = c->n, d = c->d, ld = d + 1;
     int K = c->K;
     int KP = c->KP;
-    double loss = 0;
+    double loss = 0, *bias = c->tmp + 3 * LR_ROWS, *sb = bias + KP; /* sb: the intercepts' gradient */
     for (int64_t j = 0; j < d; j++)
         for (int k = 0; k < KP; k++) c->wt[j * KP + k] = k < K ? w[k * ld + j] : 0.0;
-    lr_scores(c->X, n, d, KP, c->wt, c->raw);
-    if (K == 1) {
-        double b = w[d];
-        for (int64_t i = 0; i < n; i++) {
-            double r = c->raw[i * KP] + b;
-            /* log(1 + e^r) - y r, and d/dr = sigmoid(r) - y */
-            double l = r > 0 ? r + log1p(exp(-r)) : log1p(exp(r));
-            loss += l - (c->y[i] ? r : 0);
-            double p = r > 0 ? 1.0 / (1.0 + exp(-r)) : exp(r) / (1.0 + exp(r));
-            c->raw[i * KP] = p - (c->y[i] ? 1 : 0);
+    for (int k = 0; k < KP; k++) bias[k] = k < K ? w[k * ld + d] : 0.0;
+    memset(c->gt, 0, (size_t)d * KP * sizeof *c->gt);
+    memset(sb, 0, (size_t)KP * sizeof *sb);
+    for (int64_t i0 = 0; i0 < n; i0 += LR_ROWS) {
+        int64_t nb = n - i0 < LR_ROWS ? n - i0 : LR_ROWS;
+        const double *Xb = c->X + i0 * d;
+        double *raw = c->raw;
+        lr_scores(Xb, nb, d, KP, c->wt, raw);
+        if (K == 1) {
+            for (int64_t i = 0; i < nb; i++) {
+                double r = raw[i * KP] + bias[0];
+                int yi = c->y[i0 + i] != 0;
+                /* log(1 + e^r) - y r, and d/dr = sigmoid(r) - y */
+                double l = r > 0 ? r + log1p(exp(-r)) : log1p(exp(r));
+                loss += l - (yi ? r : 0);
+                double p = r > 0 ? 1.0 / (1.0 + exp(-r)) : exp(r) / (1.0 + exp(r));
+                raw[i * KP] = p - yi;
+            }
+        } else {
+            loss = lr_softmax(raw, bias, c->y + i0, nb, K, KP, c->tmp, loss);
         }
-    } else {
-        double *bias = c->tmp + 3 * n; /* the intercepts as one padded vector */
-        for (int k = 0; k < KP; k++) bias[k] = k < K ? w[k * ld + d] : 0.0;
-        loss = lr_softmax(c->raw, bias, c->y, n, K, KP, c->tmp);
+        /* gradient of the data term: G^T X (K x d), intercept = column sums of G */
+        lr_grad(Xb, nb, d, KP, raw, c->gt);
+        for (int k = 0; k < K; k++)
+            for (int64_t i = 0; i < nb; i++) sb[k] += raw[i * KP + k];
     }
-    /* gradient of the data term: G^T X (K x d), intercept = column sums of G */
-    lr_grad(c->X, n, d, KP, c->raw, c->wt);
-    for (int k = 0; k < K; k++)
-        for (int64_t j = 0; j < d; j++) g[k * ld + j] = c->wt[j * KP + k];
     double pen = 0;
     for (int k = 0; k < K; k++) {
-        double sb = 0;
-        for (int64_t i = 0; i < n; i++) sb += c->raw[i * KP + k];
-        g[k * ld + d] = sb;
+        g[k * ld + d] = sb[k];
         for (int64_t j = 0; j < d; j++) {
             double wj = w[k * ld + j];
             pen += wj * wj;
-            g[k * ld + j] += c->lambda * wj;
+            g[k * ld + j] = c->gt[j * KP + k] + c->lambda * wj;
         }
     }
     return loss + 0.5 * c->lambda * pen;
@@ -476,14 +490,16 @@ bmfm_status bmfm_logreg_fit(const double *X, int64_t n, int64_t d, const int32_t
     if (!(C > 0)) return bmfm_error_set(BMFM_E_INPUT, "probe: C must be > 0");
     int K = n_classes == 2 ? 1 : n_classes;
     int KP = (K + LR_KB - 1) / LR_KB * LR_KB;
-    lr_ctx c = {X, y, n, d, K, 1.0 / C, KP, NULL, NULL, NULL};
-    c.raw = bmfm_malloc((size_t)(n ? n : 1) * KP * sizeof(double));
+    lr_ctx c = {X, y, n, d, K, 1.0 / C, KP, NULL, NULL, NULL, NULL};
+    c.raw = bmfm_malloc((size_t)LR_ROWS * KP * sizeof(double));
     c.wt = bmfm_malloc((size_t)(d ? d : 1) * KP * sizeof(double));
-    c.tmp = bmfm_malloc(((size_t)n * 3 + (size_t)KP) * sizeof(double));
+    c.gt = bmfm_malloc((size_t)(d ? d : 1) * KP * sizeof(double));
+    c.tmp = bmfm_malloc(((size_t)LR_ROWS * 3 + 2 * (size_t)KP) * sizeof(double));
     double *w = bmfm_calloc((size_t)K * (d + 1), sizeof(double));
-    if (!c.raw || !c.wt || !c.tmp || !w) {
+    if (!c.raw || !c.wt || !c.gt || !c.tmp || !w) {
         free(c.raw);
         free(c.wt);
+        free(c.gt);
         free(c.tmp);
         free(w);
         return BMFM_E_NOMEM;
@@ -492,6 +508,7 @@ bmfm_status bmfm_logreg_fit(const double *X, int64_t n, int64_t d, const int32_t
     bmfm_status st = lbfgs(lr_loss_grad, &c, (int64_t)K * (d + 1), w, max_iter, tol, &info);
     free(c.raw);
     free(c.wt);
+    free(c.gt);
     free(c.tmp);
     if (st) {
         free(w);
