@@ -50,9 +50,10 @@ bmfm_status bmfm_leiden_scan(const bmfm_wgraph *w, const int32_t *labels, double
  * claimed, waits for the helpers and picks the best; _help, called by an
  * idle thread before or while _finish runs, asks for up to max_helpers
  * processes (returns 1 if the scan was still open): the scanning thread
- * forks them at its next resolution boundary, as many as leave one
- * unclaimed resolution for each and one for itself, and they claim
- * resolutions from the same counter; _free frees the job (finished or not:
+ * forks them at its next resolution boundary (as many as leave one
+ * unclaimed resolution for each and one for itself) or, until stable, between
+ * two sweeps of its current resolution (one unclaimed resolution for each),
+ * and they claim resolutions from the same counter, the largest first; _free frees the job (finished or not:
  * unfinished helpers are killed) once no thread can call _help any more.
  * igraph is not thread-safe (Debian builds it without IGRAPH_THREAD_SAFE) but
  * processes do not share its state; each resolution reseeds the RNG, so the
