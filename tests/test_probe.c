@@ -7,6 +7,7 @@
 #include "base/alloc.h"
 #include "base/fileutil.h"
 #include "base/rng.h"
+#include "eval/knn.h"
 #include "eval/probe.h"
 
 #include <math.h>
@@ -349,6 +350,48 @@ static void test_knn_classify_large_k(void **state) {
     free(query);
 }
 
+static int cmp_val_idx(const void *a, const void *b) {
+    const float *x = a, *y = b;
+    if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+    return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+/* bmfm_knn_select_row (the kNN probe's screening) keeps what a plain scan
+ * keeps: the kk smallest (row + add, column) pairs, lower column first on
+ * ties (values on a 1/8 grid: many ties), at lengths around the 32-column
+ * vector groups and with kk above n. */
+static void test_knn_select_row_matches_plain_scan(void **state) {
+    (void)state;
+    const int ns[] = {1, 31, 32, 33, 100, 1000}, kks[] = {1, 5, 13, 40, 2000};
+    bmfm_rng r;
+    bmfm_rng_seed(&r, 11, 0);
+    float *row = malloc(sizeof(float) * 1000), *add = malloc(sizeof(float) * 1000), *best = malloc(sizeof(float) * 2000);
+    float(*ref)[2] = malloc(sizeof(float[2]) * 1000);
+    int32_t *idx = malloc(sizeof(int32_t) * 2000);
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+        for (size_t b = 0; b < sizeof kks / sizeof *kks; b++) {
+            int n = ns[a], kk = kks[b];
+            for (int j = 0; j < n; j++) {
+                row[j] = (float)((int)(bmfm_rng_uniform(&r) * 64) - 32) / 8.0f;
+                add[j] = (float)(int)(bmfm_rng_uniform(&r) * 16) / 8.0f;
+                ref[j][0] = row[j] + add[j];
+                ref[j][1] = (float)j;
+            }
+            qsort(ref, (size_t)n, sizeof ref[0], cmp_val_idx);
+            int have = bmfm_knn_select_row(row, add, n, kk, idx, best);
+            assert_int_equal(have, kk < n ? kk : n);
+            for (int t = 0; t < have; t++) {
+                assert_int_equal(idx[t], (int)ref[t][1]);
+                assert_true(best[t] == ref[t][0]);
+            }
+        }
+    free(row);
+    free(add);
+    free(best);
+    free(ref);
+    free(idx);
+}
+
 static void test_bad_labels_and_nan_rows(void **state) {
     (void)state;
     const int64_t n = 200, d = 4;
@@ -417,6 +460,7 @@ int main(void) {
         cmocka_unit_test(test_f1_macro_known_values),
         cmocka_unit_test(test_bad_labels_and_nan_rows),
         cmocka_unit_test(test_knn_classify_large_k),
+        cmocka_unit_test(test_knn_select_row_matches_plain_scan),
         cmocka_unit_test(test_logreg_objective_and_coef_match_sklearn),
         cmocka_unit_test(test_blobs_cv_match_sklearn),
         cmocka_unit_test(test_cell_lines_binary_and_3class),

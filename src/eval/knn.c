@@ -251,6 +251,65 @@ static screen_fn screen_for_cpu(void) {
     }
 }
 
+/* bmfm_knn_select_row: the add pass, then one vector compare per 32 columns
+ * against the kk-th best so far; only passing columns are inserted (each
+ * rechecked: the bound tightens as the list fills). Same list as a plain
+ * scan in column order. */
+static inline __attribute__((always_inline)) int select_impl(float *row, const float *add, int64_t n, int kk,
+                                                             int32_t *idx, float *best, const int isa) {
+    int have = 0;
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) row[j] += add[j];
+    for (int64_t j0 = 0; j0 < n; j0 += KNN_SCAN) {
+        uint32_t mask;
+        if (j0 + KNN_SCAN > n) mask = (uint32_t)(((uint64_t)1 << (n - j0)) - 1);
+        else if (have < kk) mask = 0xffffffffu;
+        else {
+            float worst = best[kk - 1];
+            mask = isa == 2   ? pass_mask_avx512(row + j0, worst)
+                   : isa == 1 ? pass_mask_avx2(row + j0, worst)
+                              : pass_mask_generic(row + j0, worst);
+        }
+        while (mask) {
+            int64_t j = j0 + __builtin_ctz(mask);
+            mask &= mask - 1;
+            float v = row[j];
+            if (have == kk && !(v < best[kk - 1])) continue;
+            int p = have < kk ? have++ : kk - 1;
+            while (p > 0 && best[p - 1] > v) {
+                best[p] = best[p - 1];
+                idx[p] = idx[p - 1];
+                p--;
+            }
+            best[p] = v;
+            idx[p] = (int32_t)j;
+        }
+    }
+    return have;
+}
+
+static BMFM_KNN_AVX512 int select_avx512(float *row, const float *add, int64_t n, int kk, int32_t *idx,
+                                         float *best) {
+    return select_impl(row, add, n, kk, idx, best, 2);
+}
+
+static BMFM_KNN_AVX2 int select_avx2(float *row, const float *add, int64_t n, int kk, int32_t *idx, float *best) {
+    return select_impl(row, add, n, kk, idx, best, 1);
+}
+
+static int select_generic(float *row, const float *add, int64_t n, int kk, int32_t *idx, float *best) {
+    return select_impl(row, add, n, kk, idx, best, 0);
+}
+
+int bmfm_knn_select_row(float *row, const float *add, int64_t n, int kk, int32_t *idx, float *best) {
+    if (kk < 1) return 0;
+    switch (bmfm_cpu_isa()) {
+    case BMFM_ISA_AVX512: return select_avx512(row, add, n, kk, idx, best);
+    case BMFM_ISA_AVX2: return select_avx2(row, add, n, kk, idx, best);
+    default: return select_generic(row, add, n, kk, idx, best);
+    }
+}
+
 /* Rows r0..r0+KNN_ROW_BLOCK: screen all columns, then re-rank in double.
  * Each row collects keys that beat its current m-th best into a buffer of
  * KNN_BUF_FACTOR * m; a full buffer is cut back to its m smallest, which

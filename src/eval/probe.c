@@ -19,6 +19,7 @@
 
 #include "base/alloc.h"
 #include "base/rng.h"
+#include "eval/knn.h"
 
 #include <cblas.h>
 #include <float.h>
@@ -551,42 +552,6 @@ void bmfm_logreg_free(bmfm_logreg *m) {
 
 /* -------------------------------------------------------------------- kNN */
 
-/* The kk smallest (row[j] + tn[j], j) pairs (j ascending, the first of
- * equal values first) into idx, their values into best (kk each); returns
- * how many (min(kk, nt)). row is overwritten with the sums. Blocks of
- * KNN_SEL_BLOCK columns whose minimum cannot enter the list are skipped after
- * one vector pass: the kept list is that of the plain scan, at a fraction of
- * its compares. */
-#define KNN_SEL_BLOCK 16
-__attribute__((target_clones("avx512f", "avx2", "default"))) static int knn_row_select(float *row, const float *tn,
-                                                                                       int64_t nt, int kk,
-                                                                                       int32_t *idx, float *best) {
-    int have = 0;
-#pragma omp simd
-    for (int64_t j = 0; j < nt; j++) row[j] += tn[j]; /* + |q|^2 is constant per row */
-    for (int64_t j0 = 0; j0 < nt; j0 += KNN_SEL_BLOCK) {
-        int64_t j1 = nt - j0 < KNN_SEL_BLOCK ? nt : j0 + KNN_SEL_BLOCK;
-        if (have == kk) {
-            float mn = row[j0];
-            for (int64_t j = j0 + 1; j < j1; j++) mn = row[j] < mn ? row[j] : mn;
-            if (mn >= best[kk - 1]) continue;
-        }
-        for (int64_t j = j0; j < j1; j++) {
-            float v = row[j];
-            if (have == kk && v >= best[kk - 1]) continue;
-            int p = have < kk ? have++ : kk - 1;
-            while (p > 0 && best[p - 1] > v) {
-                best[p] = best[p - 1];
-                idx[p] = idx[p - 1];
-                p--;
-            }
-            best[p] = v;
-            idx[p] = (int32_t)j;
-        }
-    }
-    return have;
-}
-
 /* Candidates are screened in float (sgemm on data centred by the training
  * mean, KNN_PROBE_MARGIN more than k) and the kept k chosen by exact double
  * distance (direct differences), ties to the lower training index: the
@@ -631,7 +596,7 @@ bmfm_status bmfm_knn_classify(const double *train, int64_t nt, const int32_t *yt
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bq, (int)nt, (int)d, -2.0f, qf + q0 * d, (int)d,
                     tf, (int)d, 0.0f, dist, (int)nt);
         for (int64_t qi = 0; qi < bq; qi++) {
-            int have = knn_row_select(dist + qi * nt, tn, nt, kk, idx, best);
+            int have = bmfm_knn_select_row(dist + qi * nt, tn, nt, kk, idx, best);
             const double *q = query + (q0 + qi) * d;
             for (int t = 0; t < have; t++) {
                 const double *x = train + (int64_t)idx[t] * d;
