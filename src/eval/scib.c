@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,7 +89,10 @@ typedef struct scib_ctx {
     const int32_t *bat;
     int64_t B;
     const bmfm_knn *knn;
-    const bmfm_wgraph *w15;
+    bmfm_knn *k15;
+    bmfm_wgraph *w15;
+    int w15_state;             /* atomic: 0 not started, 1 being built, 2 ready, 3 failed */
+    bmfm_error_saved w15_err;  /* the build's failure, for the thread that waited */
     int32_t *memb;
     double *sil;
     const float *xp;
@@ -97,12 +101,37 @@ typedef struct scib_ctx {
     bmfm_leiden_scan_job *leiden; /* started before the threads split */
 } scib_ctx;
 
+/* The 15-NN connectivities (Leiden, graph connectivity) and the Leiden job
+ * on them. Built after the threads split, so that the other thread starts
+ * on the silhouettes at once: the first of the two threads to need them
+ * builds them, the other waits (in any order, also on one thread). */
+static bmfm_status scib_w15(scib_ctx *c) {
+    int expected = 0;
+    if (__atomic_compare_exchange_n(&c->w15_state, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        const bmfm_scib_options *opt = c->opt;
+        step(opt, "connectivities");
+        bmfm_status st = bmfm_knn_subset(c->knn, opt->k, c->k15);
+        if (!st) st = bmfm_connectivity_umap(c->k15, c->w15);
+        if (!st && c->bio_ok)
+            st = bmfm_leiden_scan_start(c->w15, opt->res_min, opt->res_max, opt->res_step, opt->seed,
+                                        opt->leiden_iterations, &c->leiden);
+        bmfm_error_save(st, &c->w15_err);
+        __atomic_store_n(&c->w15_state, st ? 3 : 2, __ATOMIC_RELEASE);
+        return st;
+    }
+    int state;
+    while ((state = __atomic_load_n(&c->w15_state, __ATOMIC_ACQUIRE)) == 1) sched_yield();
+    return state == 2 ? BMFM_OK : bmfm_error_restore(&c->w15_err);
+}
+
 /* NMI/ARI from the Leiden resolution scan (writes only its own fields). */
 static bmfm_status scib_leiden(scib_ctx *c) {
     const bmfm_scib_options *opt = c->opt;
     bmfm_leiden_scan_result lr;
+    bmfm_status st = scib_w15(c);
+    if (st) return st;
     step(opt, "leiden");
-    bmfm_status st = bmfm_leiden_scan_finish(c->leiden, c->lab, c->memb, &lr);
+    st = bmfm_leiden_scan_finish(c->leiden, c->lab, c->memb, &lr);
     if (st) return st;
     c->out->nmi = lr.nmi;
     c->out->ari = lr.ari;
@@ -180,6 +209,7 @@ static bmfm_status scib_rest(scib_ctx *c) {
         }
         if (isnan(out->asw_batch)) note_add(out, "batch ASW: no label has cells from >= 2 batches");
         step(opt, "graph connectivity");
+        if ((st = scib_w15(c))) goto done;
         if ((st = bmfm_graph_connectivity(c->w15, lab, L, &out->graph_conn))) goto done;
         if (opt->lisi && !c->bio_ok) {
             step(opt, "ilisi");
@@ -305,9 +335,6 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
     if (opt.lisi && kmax < LISI_K) kmax = LISI_K;
     step(&opt, "knn");
     if ((st = bmfm_knn_build(x, m, d, kmax, &knn))) goto done;
-    if ((st = bmfm_knn_subset(&knn, opt.k, &k15))) goto done;
-    step(&opt, "connectivities");
-    if ((st = bmfm_connectivity_umap(&k15, &w15))) goto done;
 
     if (bio_ok) {
         memb = bmfm_malloc((size_t)m * sizeof *memb);
@@ -318,22 +345,23 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
         }
     }
     {
-        /* The Leiden scan (igraph: single-threaded and not thread-safe) runs
-         * on one thread while the other metrics use the rest; then both
+        /* The 15-NN connectivities and the Leiden scan (igraph:
+         * single-threaded and not thread-safe) run on one thread while the
+         * other metrics use the rest (graph connectivity waits for the
+         * connectivities: scib_w15); then both
          * take the caller's beside_leiden jobs, and if the other thread is
          * out of work while the scan goes on, it forks processes that take
          * some of the scan's resolutions; each metric is
          * the same code whatever its team size (thread-count independent),
          * so the numbers do not change. */
-        scib_ctx c = {&opt, out, x, m, d, lab, L, bat, B, &knn, &w15, memb, sil, xp, d_pre, bio_ok, batch_ok, NULL};
+        scib_ctx c = {.opt = &opt, .out = out, .x = x, .m = m, .d = d, .lab = lab, .L = L, .bat = bat, .B = B,
+                      .knn = &knn, .k15 = &k15, .w15 = &w15, .memb = memb, .sil = sil, .xp = xp,
+                      .d_pre = d_pre, .bio_ok = bio_ok, .batch_ok = batch_ok};
         int nth = omp_get_max_threads(), levels = omp_get_max_active_levels();
         int overlap = nth > 1 && bio_ok;
         bmfm_status st_l = BMFM_OK, st_r = BMFM_OK;
         int next_job = 0;
         bmfm_error_saved err[2]; /* each section's failure (error.h) */
-        if (bio_ok && (st = bmfm_leiden_scan_start(&w15, opt.res_min, opt.res_max, opt.res_step, opt.seed,
-                                                   opt.leiden_iterations, &c.leiden)))
-            goto done;
         if (overlap && levels < 2) omp_set_max_active_levels(2);
 #pragma omp parallel sections num_threads(overlap ? 2 : 1)
         {
@@ -341,7 +369,7 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
             {
                 if (overlap) omp_set_num_threads(1);
                 bmfm_error_clear();
-                if (bio_ok && (st_l = scib_leiden(&c))) stop_beside_jobs(&opt, &next_job);
+                if ((st_l = bio_ok ? scib_leiden(&c) : scib_w15(&c))) stop_beside_jobs(&opt, &next_job);
                 if (!st_l) st_l = run_beside_jobs(&opt, &next_job);
                 bmfm_error_save(st_l, &err[0]);
             }
@@ -355,7 +383,7 @@ bmfm_status bmfm_scib_compute(const float *emb, int64_t n, int64_t d, const int3
                  * resolutions to do, the scanning thread forks processes
                  * that take some, while this one waits at the end of the
                  * sections (no thread in malloc or BLAS then: leiden.h) */
-                if (!st_r && overlap) bmfm_leiden_scan_help(c.leiden, nth - 1);
+                if (!st_r && overlap && scib_w15(&c) == BMFM_OK) bmfm_leiden_scan_help(c.leiden, nth - 1);
                 bmfm_error_save(st_r, &err[1]);
             }
         }
