@@ -475,16 +475,23 @@ int bmfm_cmd_eval(int argc, char **argv) {
             goto fail;
         }
     }
-    /* check every key up front, so a typo fails before minutes of work */
+    /* check every key up front, so a typo fails before minutes of work;
+     * the first embedding is kept for the first row */
+    int64_t d_first = 0;
     for (char *save = NULL, *key = strtok_r(keys, ",", &save); key; key = strtok_r(NULL, ",", &save)) {
         if (nr == 64) {
             st = bmfm_error_set(BMFM_E_INPUT, "at most 64 embeddings per run");
             goto fail;
         }
+        float *e = NULL;
         int64_t d;
-        if ((st = read_embedding(ds, key, &emb, &d))) goto fail;
-        free(emb);
-        emb = NULL;
+        if ((st = read_embedding(ds, key, &e, &d))) goto fail;
+        if (nr == 0) {
+            emb = e;
+            d_first = d;
+        } else {
+            free(e);
+        }
         rows[nr++].key = key;
     }
     if (!nr) {
@@ -495,8 +502,8 @@ int bmfm_cmd_eval(int argc, char **argv) {
     double t0 = bmfm_now_seconds();
     for (int i = 0; i < nr; i++) {
         eval_row *r = &rows[i];
-        int64_t d;
-        if ((st = read_embedding(ds, r->key, &emb, &d))) goto fail;
+        int64_t d = d_first;
+        if (i > 0 && (st = read_embedding(ds, r->key, &emb, &d))) goto fail;
         progress_ctx pc = {quiet, r->key, t0};
         bmfm_scib_options so;
         bmfm_scib_options_default(&so);
