@@ -204,6 +204,41 @@ static void test_nmi_ari_silhouette_harmony(void **s) {
     check_nmi_ari_silhouette("harmony");
 }
 
+/* Many classes on both sides (contingency table larger than 4 n: the
+ * sorted-keys path of cont_build) against NMI and ARI from a dense table
+ * computed here. */
+static void test_nmi_ari_many_classes(void **s) {
+    (void)s;
+    enum { N = 2000, CA = 300, CB = 250 };
+    int32_t *a = malloc(N * sizeof *a), *b = malloc(N * sizeof *b);
+    int64_t *tab = calloc((size_t)CA * CB, sizeof *tab), ra[CA] = {0}, rb[CB] = {0};
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < N; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        a[i] = (int32_t)(x % CA);
+        b[i] = (int32_t)((a[i] * 7 + (x >> 20) % 3) % CB);
+        tab[(int64_t)a[i] * CB + b[i]]++, ra[a[i]]++, rb[b[i]]++;
+    }
+    double mi = 0, ha = 0, hb = 0, sumsq = 0, sa = 0, sb = 0;
+    for (int i = 0; i < CA; i++)
+        for (int j = 0; j < CB; j++) {
+            double c = (double)tab[(int64_t)i * CB + j];
+            if (c > 0) mi += c / N * log(c * N / ((double)ra[i] * rb[j]));
+            sumsq += c * (c - 1) / 2;
+        }
+    for (int i = 0; i < CA; i++)
+        if (ra[i]) ha -= (double)ra[i] / N * log((double)ra[i] / N), sa += ra[i] * (ra[i] - 1.0) / 2;
+    for (int j = 0; j < CB; j++)
+        if (rb[j]) hb -= (double)rb[j] / N * log((double)rb[j] / N), sb += rb[j] * (rb[j] - 1.0) / 2;
+    double pairs = N * (N - 1.0) / 2, expct = sa * sb / pairs;
+    double v;
+    assert_int_equal(bmfm_nmi(a, b, N, &v), BMFM_OK);
+    near(v, mi / ((ha + hb) / 2), 1e-10, "nmi, many classes");
+    assert_int_equal(bmfm_ari(a, b, N, &v), BMFM_OK);
+    near(v, (sumsq - expct) / ((sa + sb) / 2 - expct), 1e-10, "ari, many classes");
+    free(a), free(b), free(tab);
+}
+
 static void test_nmi_ari_edge_cases(void **s) {
     (void)s;
     int32_t a[6] = {0, 0, 1, 1, 2, 2}, b[6] = {5, 5, 3, 3, 9, 9}, one[6] = {0}, u[6] = {0, 1, 2, 3, 4, 5};
@@ -627,6 +662,7 @@ int main(void) {
     g_isa_at_start = bmfm_cpu_isa();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nmi_ari_edge_cases),
+        cmocka_unit_test(test_nmi_ari_many_classes),
         cmocka_unit_test(test_chi2_tail),
         cmocka_unit_test(test_knn_ties_and_duplicates),
         cmocka_unit_test_teardown(test_knn_isa_paths, restore_isa),
