@@ -610,6 +610,28 @@ static void check_kbet_graph_paths(const char *fx) {
         assert_int_equal(bmfm_knn_build(c.X, c.n, c.d, ks[t], &g), BMFM_OK);
         assert_int_equal(bmfm_kbet(c.X, c.n, c.d, &w50, &g, c.lab, L, c.bat, B, 0.05, &with, &nw), BMFM_OK);
         if (with != plain || nw != np) fail_msg("%s: kBET %.17g with a %d-NN graph, %.17g without", fx, with, ks[t], plain);
+        if (ks[t] == 90) {
+            /* the directed pattern of the first 50 columns of the 90-NN
+             * graph (what bmfm eval passes): the components of w50 for
+             * every label and for all cells, and the same kBET */
+            bmfm_wgraph pat;
+            assert_int_equal(bmfm_connectivity_pattern(&g, 50, &pat), BMFM_OK);
+            assert_null(pat.data);
+            int32_t *ca = malloc((size_t)c.n * sizeof *ca), *cb = malloc((size_t)c.n * sizeof *cb);
+            uint8_t *mask = malloc((size_t)c.n);
+            for (int32_t l = -1; l < L; l++) {
+                for (int64_t i = 0; i < c.n; i++) mask[i] = l < 0 || c.lab[i] == l;
+                int64_t na, nb;
+                assert_int_equal(bmfm_graph_components(&w50, mask, ca, &na), BMFM_OK);
+                assert_int_equal(bmfm_graph_components(&pat, mask, cb, &nb), BMFM_OK);
+                assert_int_equal(na, nb);
+                assert_memory_equal(ca, cb, (size_t)c.n * sizeof *ca);
+            }
+            assert_int_equal(bmfm_kbet(c.X, c.n, c.d, &pat, &g, c.lab, L, c.bat, B, 0.05, &with, &nw), BMFM_OK);
+            if (with != plain || nw != np) fail_msg("%s: kBET %.17g with the 50-NN pattern, %.17g", fx, with, plain);
+            free(ca), free(cb), free(mask);
+            bmfm_wgraph_free(&pat);
+        }
         bmfm_knn_free(&g);
     }
     bmfm_knn_free(&g50);

@@ -48,15 +48,16 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static double smoot
     return psum;
 }
 
-void bmfm_connectivity_sigmas(const bmfm_knn *g, double *sigma, double *rho) {
-    int k = g->k;
+/* smooth_knn_dist on the first k columns of g's rows. */
+static void sigmas_first(const bmfm_knn *g, int k, double *sigma, double *rho) {
     double target = log2((double)k); /* umap: log2(k) * bandwidth */
     double mean_all = 0;
-    for (int64_t i = 0; i < g->n * k; i++) mean_all += g->dist[i];
+    for (int64_t i = 0; i < g->n; i++)
+        for (int j = 0; j < k; j++) mean_all += g->dist[i * g->k + j];
     mean_all /= (double)(g->n * k);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < g->n; i++) {
-        const float *di = g->dist + i * k;
+        const float *di = g->dist + i * g->k;
         /* local_connectivity = 1: rho = first non-zero distance (index 0 of the non-zeros) */
         float r = 0; /* umap keeps rho and the differences in float32 */
         for (int j = 0; j < k; j++)
@@ -88,6 +89,46 @@ void bmfm_connectivity_sigmas(const bmfm_knn *g, double *sigma, double *rho) {
         sigma[i] = mid;
         rho[i] = r;
     }
+}
+
+void bmfm_connectivity_sigmas(const bmfm_knn *g, double *sigma, double *rho) { sigmas_first(g, g->k, sigma, rho); }
+
+/* Membership weight of g's entry (i, j) (column j of row i), 0 for self
+ * and missing entries; j < the k whose sigma and rho are given. */
+static double membership(const bmfm_knn *g, int64_t i, int j, const double *sigma, const double *rho) {
+    int32_t c = g->idx[i * g->k + j];
+    if (c < 0 || c == i) return 0;
+    float dd = g->dist[i * g->k + j] - (float)rho[i];
+    return (dd <= 0 || sigma[i] == 0) ? 1.0 : exp(-((double)dd / sigma[i]));
+}
+
+bmfm_status bmfm_connectivity_pattern(const bmfm_knn *g, int k, bmfm_wgraph *out) {
+    memset(out, 0, sizeof *out);
+    if (k < 1 || k > g->k) return bmfm_error_set(BMFM_E_INPUT, "connectivity pattern: k=%d outside 1..%d", k, g->k);
+    int64_t n = g->n;
+    bmfm_status st = BMFM_OK;
+    double *sigma = bmfm_malloc((size_t)(n ? n : 1) * sizeof *sigma);
+    double *rho = bmfm_malloc((size_t)(n ? n : 1) * sizeof *rho);
+    out->indptr = bmfm_calloc((size_t)n + 1, sizeof *out->indptr);
+    out->indices = bmfm_malloc((size_t)(n > 0 ? n * k : 1) * sizeof *out->indices);
+    if (!sigma || !rho || !out->indptr || !out->indices) {
+        st = BMFM_E_NOMEM;
+        goto done;
+    }
+    out->n = n;
+    sigmas_first(g, k, sigma, rho);
+    int64_t nnz = 0;
+    for (int64_t i = 0; i < n; i++) {
+        for (int j = 0; j < k; j++)
+            if (membership(g, i, j, sigma, rho) != 0) out->indices[nnz++] = g->idx[i * g->k + j];
+        out->indptr[i + 1] = nnz;
+    }
+    out->nnz = nnz;
+done:
+    free(sigma);
+    free(rho);
+    if (st != BMFM_OK) bmfm_wgraph_free(out);
+    return st;
 }
 
 /* W = A + A^T - A o A^T row by row: A^T by a counting sort of A's entries
@@ -126,11 +167,7 @@ bmfm_status bmfm_connectivity_umap(const bmfm_knn *g, bmfm_wgraph *out) {
     for (int64_t i = 0; i < n; i++) {
         for (int j = 0; j < k; j++) {
             int32_t c = g->idx[i * k + j];
-            double w = 0;
-            if (c >= 0 && c != i) {
-                float dd = g->dist[i * k + j] - (float)rho[i];
-                w = (dd <= 0 || sigma[i] == 0) ? 1.0 : exp(-((double)dd / sigma[i]));
-            }
+            double w = membership(g, i, j, sigma, rho);
             aw[i * k + j] = w;
             if (w != 0) {
                 aptr[i + 1]++;

@@ -29,7 +29,9 @@ double bmfm_chi2_sf(double x, double dof);
 /* Regularised upper incomplete gamma Q(a, x). */
 double bmfm_gammaq(double a, double x);
 
-/* w: connectivities of the 50-NN graph over all n cells. *n_scored = labels
+/* w: connectivities of the 50-NN graph over all n cells, or any graph with
+ * their connected components (bmfm_connectivity_pattern; only its
+ * components are used). *n_scored = labels
  * that got a (non-NaN) score. g: optional exact kNN graph of all n cells
  * (bmfm_knn_build of X, any k): a cell whose k0 nearest kept cells all lie
  * in its row of g takes them from there (the same cells, the row being

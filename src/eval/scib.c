@@ -168,7 +168,6 @@ static bmfm_status scib_rest(scib_ctx *c) {
     const float *x = c->x;
     int64_t m = c->m, d = c->d, L = c->L, B = c->B;
     const int32_t *lab = c->lab, *bat = c->bat;
-    bmfm_knn k50 = {0};
     bmfm_wgraph w50 = {0};
     bmfm_status st = BMFM_OK;
     if (c->bio_ok) {
@@ -217,8 +216,8 @@ static bmfm_status scib_rest(scib_ctx *c) {
         }
         if (opt->kbet) {
             step(opt, "kbet");
-            if ((st = bmfm_knn_subset(c->knn, KBET_K, &k50))) goto done;
-            if ((st = bmfm_connectivity_umap(&k50, &w50))) goto done;
+            /* only the components of the 50-NN connectivities count */
+            if ((st = bmfm_connectivity_pattern(c->knn, KBET_K < c->knn->k ? KBET_K : c->knn->k, &w50))) goto done;
             if ((st = bmfm_kbet(x, m, d, &w50, c->knn, lab, L, bat, B, KBET_ALPHA, &out->kbet, &out->n_kbet_labels)))
                 goto done;
             if (isnan(out->kbet)) note_add(out, "kBET: no label with >= 10 cells in >= 2 batches");
@@ -235,7 +234,6 @@ static bmfm_status scib_rest(scib_ctx *c) {
         }
     }
 done:
-    bmfm_knn_free(&k50);
     bmfm_wgraph_free(&w50);
     return st;
 }
