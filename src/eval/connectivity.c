@@ -119,8 +119,15 @@ bmfm_status bmfm_connectivity_pattern(const bmfm_knn *g, int k, bmfm_wgraph *out
     sigmas_first(g, k, sigma, rho);
     int64_t nnz = 0;
     for (int64_t i = 0; i < n; i++) {
-        for (int j = 0; j < k; j++)
-            if (membership(g, i, j, sigma, rho) != 0) out->indices[nnz++] = g->idx[i * g->k + j];
+        for (int j = 0; j < k; j++) {
+            int32_t c = g->idx[i * g->k + j];
+            if (c < 0 || c == i) continue;
+            /* membership(...) != 0 without its exp where the answer is
+             * known: exp(x) > 0 for x > -700 (it underflows near -745) */
+            float dd = g->dist[i * g->k + j] - (float)rho[i];
+            double x = (dd <= 0 || sigma[i] == 0) ? 0.0 : -((double)dd / sigma[i]);
+            if (x > -700 || membership(g, i, j, sigma, rho) != 0) out->indices[nnz++] = c;
+        }
         out->indptr[i + 1] = nnz;
     }
     out->nnz = nnz;
