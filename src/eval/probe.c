@@ -384,7 +384,39 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static double lr_so
                                                                                      int K, int KP, double *tmp,
                                                                                      double loss) {
     double *sum = tmp, *mxs = tmp + n, *rys = tmp + 2 * n;
-    for (int64_t i = 0; i < n; i++) {
+    if (KP == LR_KB) {
+        /* one vector per cell (up to 8 classes): the bias, the max over the
+         * classes by three shuffle steps (padding lanes at -inf), the shift
+         * and the padding's -1 without a scalar pass; the same values */
+        typedef long long lr_i8 __attribute__((vector_size(64)));
+        lr_v8 b, pad_inf, pad_one;
+        lr_i8 real;
+        memcpy(&b, bias, sizeof b);
+        for (int k = 0; k < LR_KB; k++) {
+            real[k] = k < K ? -1 : 0;
+            pad_inf[k] = k < K ? 0.0 : -INFINITY;
+            pad_one[k] = k < K ? 0.0 : -1.0;
+        }
+        const lr_i8 s4 = {4, 5, 6, 7, 0, 1, 2, 3}, s2 = {2, 3, 0, 1, 6, 7, 4, 5}, s1 = {1, 0, 3, 2, 5, 4, 7, 6};
+        for (int64_t i = 0; i < n; i++) {
+            double *r = raw + i * KP;
+            lr_v8 v, m, t;
+            memcpy(&v, r, sizeof v);
+            v += b;
+            rys[i] = v[y[i]];
+            m = v + pad_inf;
+            t = __builtin_shuffle(m, s4);
+            m = (lr_v8)(((lr_i8)m & (m > t)) | ((lr_i8)t & ~(m > t)));
+            t = __builtin_shuffle(m, s2);
+            m = (lr_v8)(((lr_i8)m & (m > t)) | ((lr_i8)t & ~(m > t)));
+            t = __builtin_shuffle(m, s1);
+            m = (lr_v8)(((lr_i8)m & (m > t)) | ((lr_i8)t & ~(m > t)));
+            mxs[i] = m[0];
+            v = (lr_v8)(((lr_i8)(v - m) & real) | ((lr_i8)pad_one & ~real));
+            memcpy(r, &v, sizeof v);
+        }
+    }
+    for (int64_t i = 0; i < n && KP != LR_KB; i++) {
         double *r = raw + i * KP, mx = -INFINITY;
         for (int k = 0; k < K; k++) {
             r[k] += bias[k];
