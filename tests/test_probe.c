@@ -359,7 +359,8 @@ static int cmp_val_idx(const void *a, const void *b) {
 /* bmfm_knn_select_row (the kNN probe's screening) keeps what a plain scan
  * keeps: the kk smallest (row + add, column) pairs, lower column first on
  * ties (values on a 1/8 grid: many ties), at lengths around the 32-column
- * vector groups and with kk above n. */
+ * vector groups and with kk above n, in one call and continued over blocks
+ * of columns. */
 static void test_knn_select_row_matches_plain_scan(void **state) {
     (void)state;
     const int ns[] = {1, 31, 32, 33, 100, 1000}, kks[] = {1, 5, 13, 40, 2000};
@@ -378,11 +379,24 @@ static void test_knn_select_row_matches_plain_scan(void **state) {
                 ref[j][1] = (float)j;
             }
             qsort(ref, (size_t)n, sizeof ref[0], cmp_val_idx);
-            int have = bmfm_knn_select_row(row, add, n, kk, idx, best);
+            int have = bmfm_knn_select_row(row, add, n, 0, kk, 0, idx, best);
             assert_int_equal(have, kk < n ? kk : n);
             for (int t = 0; t < have; t++) {
                 assert_int_equal(idx[t], (int)ref[t][1]);
                 assert_true(best[t] == ref[t][0]);
+            }
+            /* the same row in blocks of 7, 32 and 100 columns, continued */
+            const int blocks[] = {7, 32, 100};
+            for (int bi = 0; bi < 3; bi++) {
+                have = 0;
+                for (int c0 = 0; c0 < n; c0 += blocks[bi])
+                    have = bmfm_knn_select_row(row + c0, add + c0, n - c0 < blocks[bi] ? n - c0 : blocks[bi], c0,
+                                               kk, have, idx, best);
+                assert_int_equal(have, kk < n ? kk : n);
+                for (int t = 0; t < have; t++) {
+                    assert_int_equal(idx[t], (int)ref[t][1]);
+                    assert_true(best[t] == ref[t][0]);
+                }
             }
         }
     free(row);

@@ -251,29 +251,52 @@ static screen_fn screen_for_cpu(void) {
     }
 }
 
-/* bmfm_knn_select_row: the add pass, then one vector compare per 32 columns
+/* Bit t of the result: row[t] + add[t] <= worst, for t < 32 (the sums
+ * formed in registers, not stored). */
+static inline uint32_t sum_mask_generic(const float *row, const float *add, float worst) {
+    uint32_t mask = 0;
+    for (int t = 0; t < KNN_SCAN; t++) mask |= (uint32_t)(row[t] + add[t] <= worst) << t;
+    return mask;
+}
+
+static inline BMFM_KNN_AVX2 uint32_t sum_mask_avx2(const float *row, const float *add, float worst) {
+    __m256 w = _mm256_set1_ps(worst);
+    uint32_t mask = 0;
+    for (int t = 0; t < KNN_SCAN; t += 8)
+        mask |= (uint32_t)_mm256_movemask_ps(
+                    _mm256_cmp_ps(_mm256_add_ps(_mm256_loadu_ps(row + t), _mm256_loadu_ps(add + t)), w, _CMP_LE_OQ))
+                << t;
+    return mask;
+}
+
+static inline BMFM_KNN_AVX512 uint32_t sum_mask_avx512(const float *row, const float *add, float worst) {
+    __m512 w = _mm512_set1_ps(worst);
+    __m512 a = _mm512_add_ps(_mm512_loadu_ps(row), _mm512_loadu_ps(add));
+    __m512 b = _mm512_add_ps(_mm512_loadu_ps(row + 16), _mm512_loadu_ps(add + 16));
+    return (uint32_t)_mm512_cmp_ps_mask(a, w, _CMP_LE_OQ) | (uint32_t)_mm512_cmp_ps_mask(b, w, _CMP_LE_OQ) << 16;
+}
+
+/* bmfm_knn_select_row: one vector compare per 32 columns of the sums
  * against the kk-th best so far; only passing columns are inserted (each
  * rechecked: the bound tightens as the list fills). Same list as a plain
  * scan in column order. */
-static inline __attribute__((always_inline)) int select_impl(float *row, const float *add, int64_t n, int kk,
-                                                             int32_t *idx, float *best, const int isa) {
-    int have = 0;
-#pragma omp simd
-    for (int64_t j = 0; j < n; j++) row[j] += add[j];
+static inline __attribute__((always_inline)) int select_impl(const float *row, const float *add, int64_t n,
+                                                             int64_t col0, int kk, int have, int32_t *idx,
+                                                             float *best, const int isa) {
     for (int64_t j0 = 0; j0 < n; j0 += KNN_SCAN) {
         uint32_t mask;
         if (j0 + KNN_SCAN > n) mask = (uint32_t)(((uint64_t)1 << (n - j0)) - 1);
         else if (have < kk) mask = 0xffffffffu;
         else {
             float worst = best[kk - 1];
-            mask = isa == 2   ? pass_mask_avx512(row + j0, worst)
-                   : isa == 1 ? pass_mask_avx2(row + j0, worst)
-                              : pass_mask_generic(row + j0, worst);
+            mask = isa == 2   ? sum_mask_avx512(row + j0, add + j0, worst)
+                   : isa == 1 ? sum_mask_avx2(row + j0, add + j0, worst)
+                              : sum_mask_generic(row + j0, add + j0, worst);
         }
         while (mask) {
             int64_t j = j0 + __builtin_ctz(mask);
             mask &= mask - 1;
-            float v = row[j];
+            float v = row[j] + add[j];
             if (have == kk && !(v < best[kk - 1])) continue;
             int p = have < kk ? have++ : kk - 1;
             while (p > 0 && best[p - 1] > v) {
@@ -282,31 +305,34 @@ static inline __attribute__((always_inline)) int select_impl(float *row, const f
                 p--;
             }
             best[p] = v;
-            idx[p] = (int32_t)j;
+            idx[p] = (int32_t)(col0 + j);
         }
     }
     return have;
 }
 
-static BMFM_KNN_AVX512 int select_avx512(float *row, const float *add, int64_t n, int kk, int32_t *idx,
-                                         float *best) {
-    return select_impl(row, add, n, kk, idx, best, 2);
+static BMFM_KNN_AVX512 int select_avx512(const float *row, const float *add, int64_t n, int64_t col0, int kk,
+                                         int have, int32_t *idx, float *best) {
+    return select_impl(row, add, n, col0, kk, have, idx, best, 2);
 }
 
-static BMFM_KNN_AVX2 int select_avx2(float *row, const float *add, int64_t n, int kk, int32_t *idx, float *best) {
-    return select_impl(row, add, n, kk, idx, best, 1);
+static BMFM_KNN_AVX2 int select_avx2(const float *row, const float *add, int64_t n, int64_t col0, int kk, int have,
+                                     int32_t *idx, float *best) {
+    return select_impl(row, add, n, col0, kk, have, idx, best, 1);
 }
 
-static int select_generic(float *row, const float *add, int64_t n, int kk, int32_t *idx, float *best) {
-    return select_impl(row, add, n, kk, idx, best, 0);
+static int select_generic(const float *row, const float *add, int64_t n, int64_t col0, int kk, int have,
+                          int32_t *idx, float *best) {
+    return select_impl(row, add, n, col0, kk, have, idx, best, 0);
 }
 
-int bmfm_knn_select_row(float *row, const float *add, int64_t n, int kk, int32_t *idx, float *best) {
+int bmfm_knn_select_row(const float *row, const float *add, int64_t n, int64_t col0, int kk, int have,
+                        int32_t *idx, float *best) {
     if (kk < 1) return 0;
     switch (bmfm_cpu_isa()) {
-    case BMFM_ISA_AVX512: return select_avx512(row, add, n, kk, idx, best);
-    case BMFM_ISA_AVX2: return select_avx2(row, add, n, kk, idx, best);
-    default: return select_generic(row, add, n, kk, idx, best);
+    case BMFM_ISA_AVX512: return select_avx512(row, add, n, col0, kk, have, idx, best);
+    case BMFM_ISA_AVX2: return select_avx2(row, add, n, col0, kk, have, idx, best);
+    default: return select_generic(row, add, n, col0, kk, have, idx, best);
     }
 }
 

@@ -33,13 +33,16 @@ bmfm_status bmfm_knn_build(const float *X, int64_t n, int64_t d, int k, bmfm_knn
  * re-ranking distance of bmfm_knn_build. */
 double bmfm_knn_sqdist(const float *a, const float *b, int64_t d);
 
-/* The kk smallest (row[j] + add[j], j) pairs of n columns, ascending, the
- * lower column first among equal values (the list a plain scan in column
- * order keeps): columns into idx, values into best (kk each); returns how
- * many (min(kk, n)). row is overwritten with the sums. Whole groups of
- * columns are tested against the kk-th best with one vector compare (the
- * kNN probe's candidate screening). */
-int bmfm_knn_select_row(float *row, const float *add, int64_t n, int kk, int32_t *idx, float *best);
+/* Selection of the kk smallest (row[j] + add[j], col0 + j) pairs, ascending,
+ * the lower column first among equal values (the list a plain scan in
+ * column order keeps), continued over columns col0..col0+n: best[0..have)
+ * and idx[0..have) hold the list so far (have = 0 to start; kk entries
+ * each), and the new count (at most kk) is returned. Scanning a row's
+ * columns in blocks, block after block, gives the list of one scan. Whole
+ * groups of columns are tested against the kk-th best with one vector
+ * compare on sums formed in registers (the kNN probe's candidate screening). */
+int bmfm_knn_select_row(const float *row, const float *add, int64_t n, int64_t col0, int kk, int have,
+                        int32_t *idx, float *best);
 
 /* A view of the first k columns of g as a new graph (copies). */
 bmfm_status bmfm_knn_subset(const bmfm_knn *g, int k, bmfm_knn *out);
