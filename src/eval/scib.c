@@ -98,7 +98,7 @@ typedef struct scib_ctx {
     const float *xp;
     int64_t d_pre;
     int bio_ok, batch_ok;
-    bmfm_leiden_scan_job *leiden; /* started before the threads split */
+    bmfm_leiden_scan_job *leiden; /* started by scib_w15 */
 } scib_ctx;
 
 /* The 15-NN connectivities (Leiden, graph connectivity) and the Leiden job
