@@ -93,13 +93,24 @@ static void sigmas_first(const bmfm_knn *g, int k, double *sigma, double *rho) {
 
 void bmfm_connectivity_sigmas(const bmfm_knn *g, double *sigma, double *rho) { sigmas_first(g, g->k, sigma, rho); }
 
-/* Membership weight of g's entry (i, j) (column j of row i), 0 for self
- * and missing entries; j < the k whose sigma and rho are given. */
-static double membership(const bmfm_knn *g, int64_t i, int j, const double *sigma, const double *rho) {
+/* Whether g's entry (i, j) (column j of row i) is an edge (not self, not
+ * missing), and the exponent x of its membership weight exp(x): 0 (weight
+ * 1) within rho or for sigma 0, else -(d - rho) / sigma. j < the k whose
+ * sigma and rho are given. */
+static int membership_exponent(const bmfm_knn *g, int64_t i, int j, const double *sigma, const double *rho,
+                               double *x) {
     int32_t c = g->idx[i * g->k + j];
     if (c < 0 || c == i) return 0;
     float dd = g->dist[i * g->k + j] - (float)rho[i];
-    return (dd <= 0 || sigma[i] == 0) ? 1.0 : exp(-((double)dd / sigma[i]));
+    *x = (dd <= 0 || sigma[i] == 0) ? 0.0 : -((double)dd / sigma[i]);
+    return 1;
+}
+
+/* Membership weight of g's entry (i, j), 0 for self and missing entries
+ * (exp(0) is exactly 1). */
+static double membership(const bmfm_knn *g, int64_t i, int j, const double *sigma, const double *rho) {
+    double x;
+    return membership_exponent(g, i, j, sigma, rho, &x) ? exp(x) : 0.0;
 }
 
 bmfm_status bmfm_connectivity_pattern(const bmfm_knn *g, int k, bmfm_wgraph *out) {
@@ -120,13 +131,11 @@ bmfm_status bmfm_connectivity_pattern(const bmfm_knn *g, int k, bmfm_wgraph *out
     int64_t nnz = 0;
     for (int64_t i = 0; i < n; i++) {
         for (int j = 0; j < k; j++) {
-            int32_t c = g->idx[i * g->k + j];
-            if (c < 0 || c == i) continue;
-            /* membership(...) != 0 without its exp where the answer is
-             * known: exp(x) > 0 for x > -700 (it underflows near -745) */
-            float dd = g->dist[i * g->k + j] - (float)rho[i];
-            double x = (dd <= 0 || sigma[i] == 0) ? 0.0 : -((double)dd / sigma[i]);
-            if (x > -700 || membership(g, i, j, sigma, rho) != 0) out->indices[nnz++] = c;
+            /* a non-zero membership weight, without its exp where the
+             * answer is known: exp(x) > 0 for x > -700 (it underflows near -745) */
+            double x;
+            if (membership_exponent(g, i, j, sigma, rho, &x) && (x > -700 || exp(x) != 0))
+                out->indices[nnz++] = g->idx[i * g->k + j];
         }
         out->indptr[i + 1] = nnz;
     }
