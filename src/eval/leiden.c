@@ -68,14 +68,13 @@ static bmfm_status ig_build(const bmfm_wgraph *w, igraph_ctx *c) {
     return BMFM_OK;
 }
 
-typedef struct bmfm_leiden_scan_job scan_job;
-static void fork_helpers(scan_job *j, int reserve);
-static int help_wanted(scan_job *j);
+static void fork_helpers(bmfm_leiden_scan_job *j, int reserve);
+static int help_wanted(bmfm_leiden_scan_job *j);
 
 /* scanner: the scan whose helpers this thread may fork between sweeps (NULL
  * outside a scan and in the helpers themselves). */
 static bmfm_status ig_leiden(igraph_ctx *c, double resolution, uint64_t seed, int n_iterations,
-                             int32_t *membership, int *n_clusters, scan_job *scanner) {
+                             int32_t *membership, int *n_clusters, bmfm_leiden_scan_job *scanner) {
     igraph_vector_int_t memb, prev;
     igraph_integer_t nb = 0;
     igraph_real_t q = 0;
@@ -165,7 +164,7 @@ struct bmfm_leiden_scan_job {
     pid_t pids[BMFM_LEIDEN_MAX_HELPERS];
 };
 
-static int help_wanted(scan_job *j) { return __atomic_load_n(&j->help_wanted, __ATOMIC_ACQUIRE) > 0; }
+static int help_wanted(bmfm_leiden_scan_job *j) { return __atomic_load_n(&j->help_wanted, __ATOMIC_ACQUIRE) > 0; }
 
 /* scanner: the thread of _finish (forks requested helpers); else a helper.
  * Resolutions are claimed from the largest down: the smallest takes the
