@@ -273,7 +273,7 @@ typedef struct {
     double *raw;  /* LR_ROWS x KP: one block's scores, then residuals */
     double *wt;   /* d x KP: the coefficients transposed (zero padded) */
     double *gt;   /* d x KP: the data term of the gradient, transposed */
-    double *tmp;  /* 3 LR_ROWS + KP: lr_softmax's per-cell values and intercepts */
+    double *tmp;  /* 3 LR_ROWS + 2 KP: lr_softmax's per-cell values, the intercepts, their gradient */
 } lr_ctx;
 
 #define LR_KB 8 /* classes per register block: one AVX-512 vector of doubles */
@@ -286,6 +286,17 @@ typedef struct {
 /* 8 doubles as one value: gcc keeps it in one zmm register (two ymm, four
  * xmm on the other targets), which a plain array accumulator is not. */
 typedef double lr_v8 __attribute__((vector_size(64)));
+typedef long long lr_i8 __attribute__((vector_size(64)));
+
+/* Lane-wise a > b ? a : b (as the scalar max of lr_softmax). A macro: a
+ * function taking 64-byte vectors draws gcc's ABI warning in the clones
+ * without AVX-512. */
+#define LR_VMAX(a, b)                                                                                             \
+    ({                                                                                                            \
+        lr_v8 a_ = (a), b_ = (b);                                                                                 \
+        lr_i8 gt_ = a_ > b_;                                                                                      \
+        (lr_v8)(((lr_i8)a_ & gt_) | ((lr_i8)b_ & ~gt_));                                                          \
+    })
 
 /* raw[i][k] = sum_j X[i][j] wt[j][k], j ascending, four cells x LR_KB
  * classes in registers. OpenBLAS's dgemm with N = K (a handful of classes)
@@ -388,7 +399,6 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static double lr_so
         /* one vector per cell (up to 8 classes): the bias, the max over the
          * classes by three shuffle steps (padding lanes at -inf), the shift
          * and the padding's -1 without a scalar pass; the same values */
-        typedef long long lr_i8 __attribute__((vector_size(64)));
         lr_v8 b, pad_inf, pad_one;
         lr_i8 real;
         memcpy(&b, bias, sizeof b);
@@ -400,39 +410,37 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static double lr_so
         const lr_i8 s4 = {4, 5, 6, 7, 0, 1, 2, 3}, s2 = {2, 3, 0, 1, 6, 7, 4, 5}, s1 = {1, 0, 3, 2, 5, 4, 7, 6};
         for (int64_t i = 0; i < n; i++) {
             double *r = raw + i * KP;
-            lr_v8 v, m, t;
+            lr_v8 v, m;
             memcpy(&v, r, sizeof v);
             v += b;
             rys[i] = v[y[i]];
             m = v + pad_inf;
-            t = __builtin_shuffle(m, s4);
-            m = (lr_v8)(((lr_i8)m & (m > t)) | ((lr_i8)t & ~(m > t)));
-            t = __builtin_shuffle(m, s2);
-            m = (lr_v8)(((lr_i8)m & (m > t)) | ((lr_i8)t & ~(m > t)));
-            t = __builtin_shuffle(m, s1);
-            m = (lr_v8)(((lr_i8)m & (m > t)) | ((lr_i8)t & ~(m > t)));
+            m = LR_VMAX(m, __builtin_shuffle(m, s4));
+            m = LR_VMAX(m, __builtin_shuffle(m, s2));
+            m = LR_VMAX(m, __builtin_shuffle(m, s1));
             mxs[i] = m[0];
             v = (lr_v8)(((lr_i8)(v - m) & real) | ((lr_i8)pad_one & ~real));
             memcpy(r, &v, sizeof v);
         }
-    }
-    for (int64_t i = 0; i < n && KP != LR_KB; i++) {
-        double *r = raw + i * KP, mx = -INFINITY;
-        for (int k = 0; k < K; k++) {
-            r[k] += bias[k];
-            mx = r[k] > mx ? r[k] : mx;
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            double *r = raw + i * KP, mx = -INFINITY;
+            for (int k = 0; k < K; k++) {
+                r[k] += bias[k];
+                mx = r[k] > mx ? r[k] : mx;
+            }
+            /* as sklearn 1.2's HalfMultinomialLoss: p_k = exp(r_k - max) / sum,
+             * loss = log(sum) + max - r_y (one exp per class) */
+            rys[i] = r[y[i]];
+            mxs[i] = mx;
+            for (int kc = 0; kc < KP; kc += LR_KB) {
+                lr_v8 v;
+                memcpy(&v, r + kc, sizeof v);
+                v -= mx;
+                memcpy(r + kc, &v, sizeof v);
+            }
+            for (int k = K; k < KP; k++) r[k] = -1.0;
         }
-        /* as sklearn 1.2's HalfMultinomialLoss: p_k = exp(r_k - max) / sum,
-         * loss = log(sum) + max - r_y (one exp per class) */
-        rys[i] = r[y[i]];
-        mxs[i] = mx;
-        for (int kc = 0; kc < KP; kc += LR_KB) {
-            lr_v8 v;
-            memcpy(&v, r + kc, sizeof v);
-            v -= mx;
-            memcpy(r + kc, &v, sizeof v);
-        }
-        for (int k = K; k < KP; k++) r[k] = -1.0;
     }
     int64_t nk = n * KP;
 #pragma omp simd
