@@ -350,24 +350,28 @@ static void test_knn_classify_large_k(void **state) {
     free(query);
 }
 
-static int cmp_val_idx(const void *a, const void *b) {
-    const float *x = a, *y = b;
-    if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
-    return (x[1] > y[1]) - (x[1] < y[1]);
-}
-
 /* bmfm_knn_select_row (the kNN probe's screening) keeps what a plain scan
  * keeps: the kk smallest (row + add, column) pairs, lower column first on
  * ties (values on a 1/8 grid: many ties), at lengths around the 32-column
  * vector groups and with kk above n, in one call and continued over blocks
  * of columns. */
+/* The selection's list (have entries) is the first min(kk, n) of ref,
+ * the (value, column) pairs sorted. */
+static void check_selection(int have, int kk, int n, const int32_t *idx, const float *best, const double (*ref)[2]) {
+    assert_int_equal(have, kk < n ? kk : n);
+    for (int t = 0; t < have; t++) {
+        assert_int_equal(idx[t], (int)ref[t][1]);
+        assert_true(best[t] == ref[t][0]);
+    }
+}
+
 static void test_knn_select_row_matches_plain_scan(void **state) {
     (void)state;
     const int ns[] = {1, 31, 32, 33, 100, 1000}, kks[] = {1, 5, 13, 40, 2000};
     bmfm_rng r;
     bmfm_rng_seed(&r, 11, 0);
     float *row = malloc(sizeof(float) * 1000), *add = malloc(sizeof(float) * 1000), *best = malloc(sizeof(float) * 2000);
-    float(*ref)[2] = malloc(sizeof(float[2]) * 1000);
+    double(*ref)[2] = malloc(sizeof(double[2]) * 1000); /* the float sums, exactly */
     int32_t *idx = malloc(sizeof(int32_t) * 2000);
     for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
         for (size_t b = 0; b < sizeof kks / sizeof *kks; b++) {
@@ -375,28 +379,20 @@ static void test_knn_select_row_matches_plain_scan(void **state) {
             for (int j = 0; j < n; j++) {
                 row[j] = (float)((int)(bmfm_rng_uniform(&r) * 64) - 32) / 8.0f;
                 add[j] = (float)(int)(bmfm_rng_uniform(&r) * 16) / 8.0f;
-                ref[j][0] = row[j] + add[j];
-                ref[j][1] = (float)j;
+                ref[j][0] = (float)(row[j] + add[j]);
+                ref[j][1] = j;
             }
-            qsort(ref, (size_t)n, sizeof ref[0], cmp_val_idx);
-            int have = bmfm_knn_select_row(row, add, n, 0, kk, 0, idx, best);
-            assert_int_equal(have, kk < n ? kk : n);
-            for (int t = 0; t < have; t++) {
-                assert_int_equal(idx[t], (int)ref[t][1]);
-                assert_true(best[t] == ref[t][0]);
-            }
+            qsort(ref, (size_t)n, sizeof ref[0], cmp_dist_idx);
+            check_selection(bmfm_knn_select_row(row, add, n, 0, kk, 0, idx, best), kk, n, idx, best,
+                            (const double(*)[2])ref);
             /* the same row in blocks of 7, 32 and 100 columns, continued */
             const int blocks[] = {7, 32, 100};
             for (int bi = 0; bi < 3; bi++) {
-                have = 0;
+                int have = 0;
                 for (int c0 = 0; c0 < n; c0 += blocks[bi])
                     have = bmfm_knn_select_row(row + c0, add + c0, n - c0 < blocks[bi] ? n - c0 : blocks[bi], c0,
                                                kk, have, idx, best);
-                assert_int_equal(have, kk < n ? kk : n);
-                for (int t = 0; t < have; t++) {
-                    assert_int_equal(idx[t], (int)ref[t][1]);
-                    assert_true(best[t] == ref[t][0]);
-                }
+                check_selection(have, kk, n, idx, best, (const double(*)[2])ref);
             }
         }
     free(row);
