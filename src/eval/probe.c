@@ -20,6 +20,7 @@
 #include "base/alloc.h"
 #include "base/rng.h"
 #include "eval/knn.h"
+#include "nn/gemm.h"
 
 #include <cblas.h>
 #include <float.h>
@@ -298,28 +299,83 @@ typedef long long lr_i8 __attribute__((vector_size(64)));
         (lr_v8)(((lr_i8)a_ & gt_) | ((lr_i8)b_ & ~gt_));                                                          \
     })
 
-/* raw[i][k] = sum_j X[i][j] wt[j][k], j ascending, four cells x LR_KB
- * classes in registers. OpenBLAS's dgemm with N = K (a handful of classes)
- * spent more time packing X than multiplying. */
+/* Register blocks of lr_scores and lr_grad: vectors of the machine's width
+ * (8 doubles with AVX-512, 4 with AVX2, 2 otherwise), eight of them with
+ * AVX-512's 32 registers (eight independent FMA chains keep both FMA ports
+ * busy behind the FMA latency), four elsewhere. 8-double vectors split into
+ * register pairs (AVX2) or quads (SSE) made gcc spill them through the
+ * stack: the AVX2 code was about 6x slower than AVX-512 (LR fits on
+ * pbmc8k). The width does not change any sum's order. */
+typedef double lr_v4 __attribute__((vector_size(32)));
+typedef double lr_v2 __attribute__((vector_size(16)));
+static int lr_isa(void) { return __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0; }
+
+/* The two kernels for one vector type VT of VW doubles (KP is a multiple of
+ * VW). lr_scores_VT: raw[i][k] = sum_j X[i][j] wt[j][k], j ascending, R
+ * cells x VW classes in registers (OpenBLAS's dgemm with N = K, a handful
+ * of classes, spent more time packing X than multiplying); returns the
+ * cells done (a multiple of R). lr_grad_VT: wt[j][k] += sum_i X[i][j]
+ * G[i][k], i ascending (the gradient's data term, accumulated block after
+ * block), F features held in registers across the block's rows, so wt is
+ * read and written once per block instead of once per row (a store-to-load
+ * chain through memory). */
+#define LR_KERNELS(VT, VW)                                                                                        \
+    static inline __attribute__((always_inline)) int64_t lr_scores_##VT(const double *X, int64_t n, int64_t d,    \
+                                                                        int KP, const double *wt, double *raw,  \
+                                                                        const int R) {                          \
+        int64_t i0 = 0;                                                                                           \
+        for (; i0 + R <= n; i0 += R)                                                                              \
+            for (int kc = 0; kc < KP; kc += VW) {                                                                 \
+                VT a[8] = {{0}};                                                                                  \
+                for (int64_t j = 0; j < d; j++) {                                                                 \
+                    VT w;                                                                                         \
+                    memcpy(&w, wt + j * KP + kc, sizeof w);                                                       \
+                    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) a[r] += X[(i0 + r) * d + j] * w;          \
+                }                                                                                                 \
+                _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                               \
+                    memcpy(raw + (i0 + r) * KP + kc, &a[r], sizeof a[r]);                                         \
+            }                                                                                                     \
+        return i0;                                                                                                \
+    }                                                                                                             \
+    static inline __attribute__((always_inline)) void lr_grad_##VT(const double *X, int64_t n, int64_t d, int KP, \
+                                                                   const double *G, double *wt, const int F) {   \
+        for (int kc = 0; kc < KP; kc += VW) {                                                                     \
+            int64_t j0 = 0;                                                                                       \
+            for (; j0 + F <= d; j0 += F) {                                                                        \
+                VT a[8];                                                                                          \
+                _Pragma("GCC unroll 8") for (int t = 0; t < F; t++)                                               \
+                    memcpy(&a[t], wt + (j0 + t) * KP + kc, sizeof a[t]);                                          \
+                for (int64_t i = 0; i < n; i++) {                                                                 \
+                    VT g;                                                                                         \
+                    memcpy(&g, G + i * KP + kc, sizeof g);                                                        \
+                    _Pragma("GCC unroll 8") for (int t = 0; t < F; t++) a[t] += X[i * d + j0 + t] * g;            \
+                }                                                                                                 \
+                _Pragma("GCC unroll 8") for (int t = 0; t < F; t++)                                               \
+                    memcpy(wt + (j0 + t) * KP + kc, &a[t], sizeof a[t]);                                          \
+            }                                                                                                     \
+            for (; j0 < d; j0++) { /* the last d % F features, one chain each */                                  \
+                VT a;                                                                                             \
+                memcpy(&a, wt + j0 * KP + kc, sizeof a);                                                          \
+                for (int64_t i = 0; i < n; i++) {                                                                 \
+                    VT g;                                                                                         \
+                    memcpy(&g, G + i * KP + kc, sizeof g);                                                        \
+                    a += X[i * d + j0] * g;                                                                       \
+                }                                                                                                 \
+                memcpy(wt + j0 * KP + kc, &a, sizeof a);                                                          \
+            }                                                                                                     \
+        }                                                                                                         \
+    }
+LR_KERNELS(lr_v8, 8)
+LR_KERNELS(lr_v4, 4)
+LR_KERNELS(lr_v2, 2)
+
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void lr_scores(const double *X, int64_t n,
                                                                                    int64_t d, int KP,
                                                                                    const double *wt, double *raw) {
-    int64_t i0 = 0;
-    for (; i0 + 4 <= n; i0 += 4) {
-        const double *x0 = X + i0 * d, *x1 = x0 + d, *x2 = x1 + d, *x3 = x2 + d;
-        for (int kc = 0; kc < KP; kc += LR_KB) {
-            lr_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-            for (int64_t j = 0; j < d; j++) {
-                lr_v8 w;
-                memcpy(&w, wt + j * KP + kc, sizeof w);
-                a0 += x0[j] * w, a1 += x1[j] * w, a2 += x2[j] * w, a3 += x3[j] * w;
-            }
-            memcpy(raw + i0 * KP + kc, &a0, sizeof a0);
-            memcpy(raw + (i0 + 1) * KP + kc, &a1, sizeof a1);
-            memcpy(raw + (i0 + 2) * KP + kc, &a2, sizeof a2);
-            memcpy(raw + (i0 + 3) * KP + kc, &a3, sizeof a3);
-        }
-    }
+    int isa = lr_isa();
+    int64_t i0 = isa == 2   ? lr_scores_lr_v8(X, n, d, KP, wt, raw, 8)
+                 : isa == 1 ? lr_scores_lr_v4(X, n, d, KP, wt, raw, 4)
+                            : lr_scores_lr_v2(X, n, d, KP, wt, raw, 4);
     for (; i0 < n; i0++)
         for (int kc = 0; kc < KP; kc += LR_KB) {
             lr_v8 a = {0};
@@ -332,46 +388,16 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void lr_scor
         }
 }
 
-/* wt[j][k] += sum_i X[i][j] G[i][k], i ascending (the gradient's data
- * term, accumulated block after block). Rows outer, four at a time, into wt
- * (d x KP doubles, L1-resident): X and G are read once, where looping
- * features outer read them once per four features (5-fold LR probe on
- * pbmc8k, one thread: 0.195 s against 0.210 s). Each wt[j][k] sums its terms
- * in row order, so blocks of a multiple of 4 rows give the same bits. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void lr_grad(const double *X, int64_t n,
                                                                                  int64_t d, int KP, const double *G,
                                                                                  double *wt) {
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        const double *x0 = X + i * d, *x1 = x0 + d, *x2 = x1 + d, *x3 = x2 + d;
-        for (int kc = 0; kc < KP; kc += LR_KB) {
-            lr_v8 g0, g1, g2, g3;
-            memcpy(&g0, G + i * KP + kc, sizeof g0);
-            memcpy(&g1, G + (i + 1) * KP + kc, sizeof g1);
-            memcpy(&g2, G + (i + 2) * KP + kc, sizeof g2);
-            memcpy(&g3, G + (i + 3) * KP + kc, sizeof g3);
-            for (int64_t j = 0; j < d; j++) {
-                lr_v8 a;
-                memcpy(&a, wt + j * KP + kc, sizeof a);
-                a += x0[j] * g0;
-                a += x1[j] * g1;
-                a += x2[j] * g2;
-                a += x3[j] * g3;
-                memcpy(wt + j * KP + kc, &a, sizeof a);
-            }
-        }
-    }
-    for (; i < n; i++)
-        for (int kc = 0; kc < KP; kc += LR_KB) {
-            lr_v8 g;
-            memcpy(&g, G + i * KP + kc, sizeof g);
-            for (int64_t j = 0; j < d; j++) {
-                lr_v8 a;
-                memcpy(&a, wt + j * KP + kc, sizeof a);
-                a += X[i * d + j] * g;
-                memcpy(wt + j * KP + kc, &a, sizeof a);
-            }
-        }
+    int isa = lr_isa();
+    if (isa == 2)
+        lr_grad_lr_v8(X, n, d, KP, G, wt, 8);
+    else if (isa == 1)
+        lr_grad_lr_v4(X, n, d, KP, G, wt, 4);
+    else
+        lr_grad_lr_v2(X, n, d, KP, G, wt, 4);
 }
 
 /* glibc's vector exp and log (libmvec, <= 4 ulp), so that the softmax loops
@@ -634,15 +660,17 @@ bmfm_status bmfm_knn_classify(const double *train, int64_t nt, const int32_t *yt
         }
         tn[j] = (float)sq;
     }
+    /* queries times -2 (exact), so that one plain product gives -2 q.t */
     for (int64_t i = 0; i < nq; i++)
-        for (int64_t c = 0; c < d; c++) qf[i * d + c] = (float)(query[i * d + c] - mu[c]);
+        for (int64_t c = 0; c < d; c++) qf[i * d + c] = -2.0f * (float)(query[i * d + c] - mu[c]);
     for (int64_t q0 = 0; q0 < nq; q0 += BQ) {
         int64_t bq = nq - q0 < BQ ? nq - q0 : BQ;
         for (int64_t qi = 0; qi < bq; qi++) have[qi] = 0;
         for (int64_t c0 = 0; c0 < nt; c0 += BC) {
             int64_t bc = nt - c0 < BC ? nt - c0 : BC;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bq, (int)bc, (int)d, -2.0f, qf + q0 * d,
-                        (int)d, tf + c0 * d, (int)d, 0.0f, dist, (int)bc);
+            if (bmfm_gemm_invariant(dist, qf + q0 * d, tf + c0 * d, NULL, bq, bc, d, 1, 0))
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bq, (int)bc, (int)d, 1.0f, qf + q0 * d,
+                            (int)d, tf + c0 * d, (int)d, 0.0f, dist, (int)bc);
             for (int64_t qi = 0; qi < bq; qi++)
                 have[qi] = bmfm_knn_select_row(dist + qi * bc, tn + c0, bc, c0, kk, have[qi], idx + qi * kk,
                                                best + qi * kk);
