@@ -21,6 +21,7 @@
 #include "test_util.h"
 
 #include "base/rng.h"
+#include "nn/gemm.h"
 #include "nn/nn.h"
 
 #include <cblas.h>
@@ -802,6 +803,40 @@ static void test_matmul_rows_invariant(void **state)
     }
 }
 
+/* The double C = A B^T of the pairwise distances (src/eval): each element
+ * the k-ordered fma chain from zero, checked bit for bit against fma() in a
+ * plain loop, with leading dimensions wider than K, tails of rows (not a
+ * multiple of 6) and columns (not a multiple of 32), and K = 1. */
+static void test_gemm_f64_nt(void **state)
+{
+    (void)state;
+    if (bmfm_cpu_isa() < BMFM_ISA_AVX512)
+        skip(); /* the caller falls back to cblas_dgemm: returns -1 */
+    bmfm_rng r;
+    bmfm_rng_seed(&r, 77, 0);
+    int64_t shapes[][3] = {{256, 1024, 50}, {7, 33, 5}, {13, 70, 1}, {1, 1, 64}, {6, 32, 8}};
+    for (int sh = 0; sh < 5; sh++) {
+        int64_t M = shapes[sh][0], N = shapes[sh][1], K = shapes[sh][2], lda = K + 3, ldb = K + 1, ldc = N + 5;
+        double *A = malloc(sizeof(double) * (size_t)(M * lda)), *B = malloc(sizeof(double) * (size_t)(N * ldb));
+        double *C = malloc(sizeof(double) * (size_t)(M * ldc));
+        for (int64_t t = 0; t < M * lda; t++) A[t] = bmfm_rng_normal(&r) * 3.0;
+        for (int64_t t = 0; t < N * ldb; t++) B[t] = bmfm_rng_normal(&r);
+        for (int64_t t = 0; t < M * ldc; t++) C[t] = -7.0; /* outside the N columns: untouched */
+        assert_int_equal(bmfm_gemm_f64_nt(C, ldc, A, lda, B, ldb, M, N, K), 0);
+        for (int64_t i = 0; i < M; i++) {
+            for (int64_t j = 0; j < N; j++) {
+                double want = 0;
+                for (int64_t k = 0; k < K; k++) want = fma(A[i * lda + k], B[j * ldb + k], want);
+                if (memcmp(&want, &C[i * ldc + j], sizeof want))
+                    fail_msg("gemm_f64_nt %lldx%lldx%lld: C[%lld][%lld] = %.17g, want %.17g", (long long)M,
+                             (long long)N, (long long)K, (long long)i, (long long)j, C[i * ldc + j], want);
+            }
+            for (int64_t j = N; j < ldc; j++) assert_true(C[i * ldc + j] == -7.0);
+        }
+        free(A), free(B), free(C);
+    }
+}
+
 /* Runs every optimized kernel once; outputs are concatenated into res. */
 static int64_t run_all_kernels(float *res)
 {
@@ -1021,6 +1056,7 @@ int main(void)
         cmocka_unit_test(test_backward_accumulates),
         cmocka_unit_test(test_attention_packed_equals_per_cell),
         cmocka_unit_test(test_matmul_rows_invariant),
+        cmocka_unit_test(test_gemm_f64_nt),
         cmocka_unit_test(test_thread_invariance),
         cmocka_unit_test(test_pytorch_oracle),
     };

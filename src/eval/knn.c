@@ -10,6 +10,7 @@
  * OpenMP thread count.
  */
 #include "eval/knn.h"
+#include "nn/gemm.h"
 #include "base/blas_threads.h"
 
 #include <cblas.h>
@@ -348,8 +349,9 @@ static void knn_row_block(const float *X, const float *xc, const float *sq, int6
     for (int64_t r = 0; r < rb; r++) ccnt[r] = 0, bound[r] = INFINITY;
     for (int64_t c0 = 0; c0 < n && m > 0; c0 += cb_max) {
         int64_t cb = n - c0 < cb_max ? n - c0 : cb_max;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cb, (int)d, 1.0f, xc + r0 * d, (int)d,
-                    xc + c0 * d, (int)d, 0.0f, gbuf, (int)cb);
+        if (bmfm_gemm_invariant(gbuf, xc + r0 * d, xc + c0 * d, NULL, rb, cb, d, 1, 0))
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cb, (int)d, 1.0f, xc + r0 * d, (int)d,
+                        xc + c0 * d, (int)d, 0.0f, gbuf, (int)cb);
         for (int64_t r = 0; r < rb; r++) {
             screen_row s = {keys + r * cap, ccnt[r], cap, m, bound[r]};
             screen(gbuf + r * cb, sq + c0, sq[r0 + r], cb, c0, r0 + r, &s);

@@ -22,6 +22,7 @@
 
 #include "base/alloc.h"
 #include "eval/knn.h"
+#include "nn/gemm.h"
 
 #define SIL_ROW_BLOCK 256
 #define SIL_COL_BLOCK 1024
@@ -56,8 +57,9 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void sil_til
     int64_t d = P->d, L = P->L, B = P->B;
     const int32_t *lab = P->lab, *bat = P->bat;
     double scale = P->scale;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cb, (int)d, 1.0, P->xd + r0 * d, (int)d,
-                P->xd + c0 * d, (int)d, 0.0, g, (int)cb);
+    if (bmfm_gemm_f64_nt(g, cb, P->xd + r0 * d, d, P->xd + c0 * d, d, rb, cb, d))
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cb, (int)d, 1.0, P->xd + r0 * d, (int)d,
+                    P->xd + c0 * d, (int)d, 0.0, g, (int)cb);
     for (int64_t r = 0; r < rb; r++) {
         int64_t i = r0 + r, j0 = c0 > i ? 0 : i + 1 - c0;
         if (j0 >= cb) continue;

@@ -182,3 +182,74 @@ int bmfm_gemm_invariant(float *Cm, const float *A, const float *B, const float *
     ws_put(Bp);
     return 0;
 }
+
+/* ---- double, C = A B^T: the pairwise distances of src/eval (silhouette).
+ * B is packed into panels of DC columns ([K][DC], zero padded); a register
+ * tile is GR rows x DC columns (24 accumulators of 8 doubles). */
+#define DC 32
+
+static BMFM_AVX512 void gemm_f64_panel(double *Cm, int64_t ldc, const double *A, int64_t lda, const double *Bp,
+                                       int64_t K, int64_t M, int64_t c0, int64_t nc)
+{
+    __mmask8 km[4];
+    for (int v = 0; v < 4; v++) {
+        int64_t rem = nc - 8 * v;
+        km[v] = rem >= 8 ? (__mmask8)0xFF : rem > 0 ? (__mmask8)((1u << rem) - 1u) : 0;
+    }
+    for (int64_t rb = 0; rb < M; rb += GR) {
+        const double *ar[GR];
+        _Pragma("GCC unroll 6") for (int r = 0; r < GR; r++)
+            ar[r] = A + (rb + r < M ? rb + r : M - 1) * lda; /* tail rows repeat, not stored */
+        __m512d acc[GR][4];
+        _Pragma("GCC unroll 6") for (int r = 0; r < GR; r++)
+            _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
+                acc[r][v] = _mm512_setzero_pd();
+        const double *bp = Bp;
+        for (int64_t k = 0; k < K; k++, bp += DC) {
+            __m512d b0 = _mm512_load_pd(bp), b1 = _mm512_load_pd(bp + 8);
+            __m512d b2 = _mm512_load_pd(bp + 16), b3 = _mm512_load_pd(bp + 24);
+            _Pragma("GCC unroll 6") for (int r = 0; r < GR; r++) {
+                __m512d a = _mm512_set1_pd(ar[r][k]);
+                acc[r][0] = _mm512_fmadd_pd(a, b0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_pd(a, b1, acc[r][1]);
+                acc[r][2] = _mm512_fmadd_pd(a, b2, acc[r][2]);
+                acc[r][3] = _mm512_fmadd_pd(a, b3, acc[r][3]);
+            }
+        }
+        for (int r = 0; r < GR && rb + r < M; r++) {
+            double *crow = Cm + (rb + r) * ldc + c0;
+            for (int v = 0; v < 4; v++)
+                if (km[v])
+                    _mm512_mask_storeu_pd(crow + 8 * v, km[v], acc[r][v]);
+        }
+    }
+}
+
+int bmfm_gemm_f64_nt(double *Cm, int64_t ldc, const double *A, int64_t lda, const double *B, int64_t ldb,
+                     int64_t M, int64_t N, int64_t K)
+{
+    if (bmfm_cpu_isa() < BMFM_ISA_AVX512)
+        return -1;
+    if (M <= 0 || N <= 0)
+        return 0;
+    int64_t np = (N + DC - 1) / DC;
+    double *Bp = (double *)ws_get(sizeof(double) * (size_t)(np * (K > 0 ? K : 1) * DC));
+    if (!Bp)
+        return -1;
+    for (int64_t p = 0; p < np; p++) {
+        double *dst = Bp + p * K * DC;
+        int64_t c0 = p * DC, nc = N - c0 < DC ? N - c0 : DC;
+        for (int64_t k = 0; k < K; k++) {
+            for (int64_t c = 0; c < nc; c++)
+                dst[k * DC + c] = B[(c0 + c) * ldb + k];
+            for (int64_t c = nc; c < DC; c++)
+                dst[k * DC + c] = 0.0;
+        }
+    }
+    for (int64_t p = 0; p < np; p++) {
+        int64_t c0 = p * DC;
+        gemm_f64_panel(Cm, ldc, A, lda, Bp + p * K * DC, K, M, c0, N - c0 < DC ? N - c0 : DC);
+    }
+    ws_put((float *)Bp);
+    return 0;
+}

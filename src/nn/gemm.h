@@ -1,4 +1,4 @@
-/* gemm.h - row-position-invariant float32 GEMM of src/nn (internal; see gemm.c). */
+/* gemm.h - row-position-invariant GEMMs of our own (internal; see gemm.c). */
 #ifndef BMFM_NN_GEMM_H
 #define BMFM_NN_GEMM_H
 
@@ -10,5 +10,13 @@
  * untouched) without AVX2 or memory. */
 int bmfm_gemm_invariant(float *Cm, const float *A, const float *B, const float *bias, int64_t M,
                         int64_t N, int64_t K, int transb, int add);
+
+/* C[M,N] = A[M,K] @ B[N,K]^T in double, row-major (leading dimensions lda,
+ * ldb, ldc), each element a k-ordered FMA chain from zero. AVX-512 only (the
+ * pairwise distances of src/eval, where OpenBLAS's dgemm with the AVX2
+ * kernels ran at about half this speed); returns -1 (C untouched) without
+ * AVX-512 or memory, for the caller to use cblas_dgemm. */
+int bmfm_gemm_f64_nt(double *Cm, int64_t ldc, const double *A, int64_t lda, const double *B, int64_t ldb,
+                     int64_t M, int64_t N, int64_t K);
 
 #endif
