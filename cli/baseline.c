@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 
+#include "base/cpu_place.h"
 #include "base/progress.h"
 #include "eval/pca.h"
 #include "io/dataset.h"
@@ -123,6 +124,7 @@ int bmfm_cmd_baseline(int argc, char **argv) {
         }
     }
     bmfm_cli_set_verbosity(quiet, verbose);
+    bmfm_cpu_spread_omp_threads(); /* before the first parallel work (cpu_place.h) */
     if (optind != argc - 1) return bmfm_cli_usage_error(CMD, "expected one input file");
     if (!out) return bmfm_cli_usage_error(CMD, "-o OUT is required");
     if (!*key) return bmfm_cli_usage_error(CMD, "--key must not be empty");

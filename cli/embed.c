@@ -2,6 +2,7 @@
  * shared with `bmfm annotate` (cli/annotate.c), which adds the label heads. */
 #include "cli.h"
 
+#include "base/cpu_place.h"
 #include "base/log.h"
 #include "infer/job.h"
 
@@ -179,6 +180,7 @@ int bmfm_cli_infer_main(int argc, char **argv, int annotate) {
     if (j.output && inplace) return bmfm_cli_usage_error(cmd, "-o and --inplace exclude each other");
     j.opts.progress = !quiet && isatty(2);
     bmfm_job_report rep;
+    bmfm_cpu_spread_omp_threads(); /* before the first parallel work (cpu_place.h) */
     bmfm_status st = bmfm_infer_job_run(&j, &rep);
     if (st) return bmfm_cli_fail(cmd, st);
     if (!quiet)

@@ -6,6 +6,7 @@
 #include "cli.h"
 
 #include "base/alloc.h"
+#include "base/cpu_place.h"
 #include "base/fileutil.h"
 #include "base/log.h"
 #include "base/progress.h"
@@ -442,6 +443,7 @@ int bmfm_cmd_eval(int argc, char **argv) {
         omp_set_num_threads((int)threads);
         openblas_set_num_threads((int)threads);
     }
+    bmfm_cpu_spread_omp_threads(); /* before the first parallel work (cpu_place.h) */
     const char *in = argv[optind];
     int rc = BMFM_EXIT_OK;
     bmfm_status st = BMFM_OK;

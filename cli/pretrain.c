@@ -4,6 +4,7 @@
  * the command line, which wins. */
 #include "cli.h"
 
+#include "base/cpu_place.h"
 #include "base/log.h"
 #include "train/trainer.h"
 
@@ -283,6 +284,7 @@ int bmfm_cmd_pretrain(int argc, char **argv) {
     if (quiet) bmfm_cli_set_verbosity(1, 0);
     else if (bmfm_log_get_level() < BMFM_LOG_INFO) bmfm_log_set_level(BMFM_LOG_INFO);
     bmfm_train_report r;
+    bmfm_cpu_spread_omp_threads(); /* before the first parallel work (cpu_place.h) */
     bmfm_status st = bmfm_train_run(&s.o, &r);
     if (st) {
         rc = bmfm_cli_fail(CMD, st);

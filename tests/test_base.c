@@ -1,13 +1,17 @@
-/* test_base.c - errors, RNG determinism, string map, atomic files. */
+/* test_base.c - errors, RNG determinism, string map, atomic files, CPU placement. */
 #include "test_util.h"
 
 #include "base/alloc.h"
+#include "base/cpu_place.h"
 #include "base/error.h"
 #include "base/fileutil.h"
 #include "base/rng.h"
 #include "base/strmap.h"
 
 #include <pthread.h>
+#ifdef __linux__
+#include <sched.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +146,47 @@ static void test_atomic_file_commit_and_abort(void **state) {
     free(data);
 }
 
+/* The placement helpers move threads but must leave every thread's affinity
+ * mask as it was (the user's taskset or cgroup mask), also for a mask of one
+ * CPU and for a CPU number outside the mask. */
+static void test_cpu_place_keeps_masks(void **state) {
+    (void)state;
+#ifdef __linux__
+    cpu_set_t before, after;
+    assert_int_equal(sched_getaffinity(0, sizeof before, &before), 0);
+    int masks_kept = 1;
+    bmfm_cpu_spread_omp_threads();
+#pragma omp parallel
+    {
+        cpu_set_t mine;
+        if (sched_getaffinity(0, sizeof mine, &mine) != 0 || !CPU_EQUAL(&mine, &before)) {
+#pragma omp atomic write
+            masks_kept = 0;
+        }
+    }
+    assert_true(masks_kept);
+    bmfm_cpu_move_next(bmfm_cpu_current(), 0);
+    bmfm_cpu_move_next(CPU_SETSIZE - 1, 3);
+    bmfm_cpu_move_next(-1, 0);
+    assert_int_equal(sched_getaffinity(0, sizeof after, &after), 0);
+    assert_true(CPU_EQUAL(&after, &before));
+    int first = -1; /* one allowed CPU only: nowhere to move, still that mask */
+    for (int c = 0; c < CPU_SETSIZE && first < 0; c++)
+        if (CPU_ISSET(c, &before)) first = c;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+    bmfm_cpu_move_next(first, 0);
+    assert_int_equal(sched_getaffinity(0, sizeof after, &after), 0);
+    assert_true(CPU_EQUAL(&after, &one));
+    assert_int_equal(bmfm_cpu_current(), first);
+    assert_int_equal(sched_setaffinity(0, sizeof before, &before), 0);
+#else
+    skip();
+#endif
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_message_and_prefix),
@@ -149,6 +194,7 @@ int main(void) {
         cmocka_unit_test(test_rng_streams_are_deterministic_and_distinct),
         cmocka_unit_test(test_strmap_put_get_duplicates_and_growth),
         cmocka_unit_test(test_atomic_file_commit_and_abort),
+        cmocka_unit_test(test_cpu_place_keeps_masks),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }

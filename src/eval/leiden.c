@@ -16,6 +16,7 @@
 #endif
 
 #include "base/alloc.h"
+#include "base/cpu_place.h"
 #include "eval/cluster_metrics.h"
 
 #define LEIDEN_BETA 0.01
@@ -191,6 +192,7 @@ static void fork_helpers(bmfm_leiden_scan_job *j, int reserve) {
     int want = __atomic_exchange_n(&j->help_wanted, 0, __ATOMIC_ACQ_REL);
     int left = j->nres - __atomic_load_n(&j->sh->next, __ATOMIC_ACQUIRE);
     fflush(NULL); /* nothing buffered gets written twice */
+    int cpu = bmfm_cpu_current();
     for (int started = 0; started < want && started < left - reserve && j->n_children < BMFM_LEIDEN_MAX_HELPERS;
          started++) {
         pid_t pid = fork();
@@ -201,6 +203,8 @@ static void fork_helpers(bmfm_leiden_scan_job *j, int reserve) {
              * which _finish recomputes) */
             prctl(PR_SET_PDEATHSIG, SIGKILL);
 #endif
+            /* onto the next CPU, not its parent's (cpu_place.h) */
+            bmfm_cpu_move_next(cpu, started);
             scan_claim_loop(j, 0);
             _exit(0);
         }
