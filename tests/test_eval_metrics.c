@@ -639,6 +639,51 @@ static void check_kbet_graph_paths(const char *fx) {
     free_clean(&c);
 }
 
+/* The 50-NN pattern (kBET's components) holds exactly the entries whose
+ * UMAP membership weight is non-zero: rows whose bisection stops early (all
+ * exponents provably above -700) and rows with far outliers, whose weights
+ * underflow to 0 (the exact test), against umap's sigma and rho and exp()
+ * computed here; also a missing entry (-1) and self. */
+static void test_connectivity_pattern_exact(void **s) {
+    (void)s;
+    const int64_t n = 60;
+    const int k = 12;
+    bmfm_knn g = {n, k, malloc(sizeof(int32_t) * n * k), malloc(sizeof(float) * n * k)};
+    for (int64_t i = 0; i < n; i++)
+        for (int j = 0; j < k; j++) {
+            g.idx[i * k + j] = j == 0 ? (int32_t)i : (int32_t)((i + 7 * j) % n);
+            /* every third row: a far tail (its last entries underflow) */
+            float d = j == 0 ? 0.0f : 1.0f + 0.01f * (float)(j + i % 5);
+            if (i % 3 == 0 && j >= k - 3) d = 1e4f * (float)(j - k + 4);
+            g.dist[i * k + j] = d;
+        }
+    g.idx[5 * k + 4] = -1; /* a missing entry */
+    double *sigma = malloc(sizeof(double) * n), *rho = malloc(sizeof(double) * n);
+    bmfm_connectivity_sigmas(&g, sigma, rho);
+    bmfm_wgraph pat;
+    assert_int_equal(bmfm_connectivity_pattern(&g, k, &pat), BMFM_OK);
+    int64_t dropped = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t p = pat.indptr[i];
+        for (int j = 0; j < k; j++) {
+            int32_t c = g.idx[i * k + j];
+            if (c < 0 || c == i) continue;
+            float dd = g.dist[i * k + j] - (float)rho[i];
+            double x = (dd <= 0 || sigma[i] == 0) ? 0.0 : -((double)dd / sigma[i]);
+            if (exp(x) == 0) {
+                dropped++;
+                continue;
+            }
+            assert_true(p < pat.indptr[i + 1]);
+            assert_int_equal(pat.indices[p++], c);
+        }
+        assert_int_equal(p, pat.indptr[i + 1]);
+    }
+    assert_true(dropped >= 20); /* the outlier rows took the exact path */
+    bmfm_wgraph_free(&pat);
+    free(sigma), free(rho), free(g.idx), free(g.dist);
+}
+
 static void test_kbet_graph_paths(void **s) {
     (void)s;
     check_kbet_graph_paths("blobs");
@@ -698,6 +743,7 @@ int main(void) {
         cmocka_unit_test(test_scib_overlap),
         cmocka_unit_test(test_scib_beside_jobs),
         cmocka_unit_test(test_kbet_graph_paths),
+        cmocka_unit_test(test_connectivity_pattern_exact),
         cmocka_unit_test(test_scib_harmony),
         cmocka_unit_test(test_scib_undefined_metrics),
     };

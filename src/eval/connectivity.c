@@ -48,45 +48,69 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static double smoot
     return psum;
 }
 
-/* smooth_knn_dist on the first k columns of g's rows. */
-static void sigmas_first(const bmfm_knn *g, int k, double *sigma, double *rho) {
-    double target = log2((double)k); /* umap: log2(k) * bandwidth */
+/* umap's smooth_knn_dist for one row (its first k distances): rho, and
+ * sigma by bisection. With lo_stop > 0 the bisection may stop early: as
+ * soon as its lower bracket lo is positive and max_j (d_j - rho) / lo <
+ * lo_stop, it returns 0 with sigma unset. The sigma it would have returned
+ * is at least lo (the bracket only narrows, and the floor below only raises
+ * it), so every exponent -(d_j - rho) / sigma is then above -lo_stop.
+ * Otherwise returns 1 with umap's sigma. */
+static int row_sigma(const float *di, int k, double target, double mean_all, double lo_stop, double *sigma,
+                     float *rho) {
+    /* local_connectivity = 1: rho = first non-zero distance (index 0 of the non-zeros) */
+    float r = 0; /* umap keeps rho and the differences in float32 */
+    for (int j = 0; j < k; j++)
+        if (di[j] > 0) {
+            r = di[j];
+            break;
+        }
+    *rho = r;
+    float dmax = 0;
+    for (int j = 1; j < k; j++)
+        if (di[j] - r > dmax) dmax = di[j] - r;
+    double lo = 0, hi = DBL_MAX, mid = 1.0; /* umap uses np.inf for hi */
+    for (int it = 0; it < SMOOTH_N_ITER; it++) {
+        double psum = smooth_psum(di, k, r, mid);
+        if (fabs(psum - target) < SMOOTH_K_TOLERANCE) break;
+        if (psum > target) {
+            hi = mid;
+            mid = (lo + hi) / 2.0;
+        } else {
+            lo = mid;
+            if (hi == DBL_MAX) mid *= 2;
+            else mid = (lo + hi) / 2.0;
+        }
+        if (lo_stop > 0 && lo > 0 && (double)dmax / lo < lo_stop) return 0;
+    }
+    double mean_i = 0;
+    for (int j = 0; j < k; j++) mean_i += di[j];
+    mean_i /= k;
+    if (r > 0) {
+        if (mid < MIN_K_DIST_SCALE * mean_i) mid = MIN_K_DIST_SCALE * mean_i;
+    } else {
+        if (mid < MIN_K_DIST_SCALE * mean_all) mid = MIN_K_DIST_SCALE * mean_all;
+    }
+    *sigma = mid;
+    return 1;
+}
+
+/* The mean of the first k distances of all rows (umap's floor for sigma
+ * where rho is 0). */
+static double mean_first(const bmfm_knn *g, int k) {
     double mean_all = 0;
     for (int64_t i = 0; i < g->n; i++)
         for (int j = 0; j < k; j++) mean_all += g->dist[i * g->k + j];
-    mean_all /= (double)(g->n * k);
+    return mean_all / (double)(g->n * k);
+}
+
+/* smooth_knn_dist on the first k columns of g's rows. */
+static void sigmas_first(const bmfm_knn *g, int k, double *sigma, double *rho) {
+    double target = log2((double)k); /* umap: log2(k) * bandwidth */
+    double mean_all = mean_first(g, k);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < g->n; i++) {
-        const float *di = g->dist + i * g->k;
-        /* local_connectivity = 1: rho = first non-zero distance (index 0 of the non-zeros) */
-        float r = 0; /* umap keeps rho and the differences in float32 */
-        for (int j = 0; j < k; j++)
-            if (di[j] > 0) {
-                r = di[j];
-                break;
-            }
-        double lo = 0, hi = DBL_MAX, mid = 1.0; /* umap uses np.inf for hi */
-        for (int it = 0; it < SMOOTH_N_ITER; it++) {
-            double psum = smooth_psum(di, k, r, mid);
-            if (fabs(psum - target) < SMOOTH_K_TOLERANCE) break;
-            if (psum > target) {
-                hi = mid;
-                mid = (lo + hi) / 2.0;
-            } else {
-                lo = mid;
-                if (hi == DBL_MAX) mid *= 2;
-                else mid = (lo + hi) / 2.0;
-            }
-        }
-        double mean_i = 0;
-        for (int j = 0; j < k; j++) mean_i += di[j];
-        mean_i /= k;
-        if (r > 0) {
-            if (mid < MIN_K_DIST_SCALE * mean_i) mid = MIN_K_DIST_SCALE * mean_i;
-        } else {
-            if (mid < MIN_K_DIST_SCALE * mean_all) mid = MIN_K_DIST_SCALE * mean_all;
-        }
-        sigma[i] = mid;
+        float r;
+        row_sigma(g->dist + i * g->k, k, target, mean_all, 0, &sigma[i], &r);
         rho[i] = r;
     }
 }
@@ -120,22 +144,34 @@ bmfm_status bmfm_connectivity_pattern(const bmfm_knn *g, int k, bmfm_wgraph *out
     bmfm_status st = BMFM_OK;
     double *sigma = bmfm_malloc((size_t)(n ? n : 1) * sizeof *sigma);
     double *rho = bmfm_malloc((size_t)(n ? n : 1) * sizeof *rho);
+    uint8_t *exact = bmfm_malloc((size_t)(n ? n : 1));
     out->indptr = bmfm_calloc((size_t)n + 1, sizeof *out->indptr);
     out->indices = bmfm_malloc((size_t)(n > 0 ? n * k : 1) * sizeof *out->indices);
-    if (!sigma || !rho || !out->indptr || !out->indices) {
+    if (!sigma || !rho || !exact || !out->indptr || !out->indices) {
         st = BMFM_E_NOMEM;
         goto done;
     }
     out->n = n;
-    sigmas_first(g, k, sigma, rho);
+    /* Only whether a weight exp(x) is non-zero matters, and exp(x) > 0 for
+     * x > -700 (it underflows near -745): a row's bisection stops as soon
+     * as it shows that all its exponents are above -700 (usually within a
+     * few of its ~30 steps); the other rows get umap's sigma and the exact
+     * test. */
+    double target = log2((double)k), mean_all = mean_first(g, k);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float r;
+        exact[i] = (uint8_t)row_sigma(g->dist + i * g->k, k, target, mean_all, 700.0, &sigma[i], &r);
+        rho[i] = r;
+    }
     int64_t nnz = 0;
     for (int64_t i = 0; i < n; i++) {
         for (int j = 0; j < k; j++) {
-            /* a non-zero membership weight, without its exp where the
-             * answer is known: exp(x) > 0 for x > -700 (it underflows near -745) */
+            int32_t c = g->idx[i * g->k + j];
             double x;
-            if (membership_exponent(g, i, j, sigma, rho, &x) && (x > -700 || exp(x) != 0))
-                out->indices[nnz++] = g->idx[i * g->k + j];
+            if (!exact[i] ? c >= 0 && c != i
+                          : membership_exponent(g, i, j, sigma, rho, &x) && (x > -700 || exp(x) != 0))
+                out->indices[nnz++] = c;
         }
         out->indptr[i + 1] = nnz;
     }
@@ -143,6 +179,7 @@ bmfm_status bmfm_connectivity_pattern(const bmfm_knn *g, int k, bmfm_wgraph *out
 done:
     free(sigma);
     free(rho);
+    free(exact);
     if (st != BMFM_OK) bmfm_wgraph_free(out);
     return st;
 }
