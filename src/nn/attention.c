@@ -30,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/alloc.h"
 #include "nn/simd.h"
 
 /* ---- reference ------------------------------------------------------------ */
@@ -830,7 +829,7 @@ void bmfm_attention_forward(float *out, float *lse, const float *qkv, const int6
     bmfm_isa isa = bmfm_cpu_isa();
 #pragma omp parallel if (units > 1 && (int64_t)Tmax * Tmax * HS * NH * B > 65536)
     {
-        float *Kt = path ? bmfm_aligned_alloc(sizeof(float) * (size_t)(HS * ld)) : NULL;
+        float *Kt = path ? bmfm_nn_scratch(1, sizeof(float) * (size_t)(HS * ld)) : NULL;
         int64_t packed = -1; /* the (cell, head) whose keys Kt holds: units come in
                               * (cell, head, query block) order, so a thread mostly
                               * packs each cell's head once, not once per block
@@ -853,7 +852,7 @@ void bmfm_attention_forward(float *out, float *lse, const float *qkv, const int6
             else
                 attn_fwd_rows_scalar(out, lse, qkv, t0, T, i0, i1, h, N, NH, HS);
         }
-        bmfm_aligned_free(Kt); /* NULL (no memory): the portable path ran */
+        bmfm_nn_scratch_done(1, Kt); /* NULL (no memory): the portable path ran */
     }
 }
 
@@ -870,7 +869,7 @@ void bmfm_attention_backward(float *dqkv, const float *dout, const float *qkv, c
     size_t scratch_n = (size_t)(4 * HS * ld + HS + 16);
 #pragma omp parallel if (units > 1 && (int64_t)Tmax * Tmax * HS * NH * B > 65536)
     {
-        float *scratch = path ? bmfm_aligned_alloc(sizeof(float) * scratch_n) : NULL;
+        float *scratch = path ? bmfm_nn_scratch(1, sizeof(float) * scratch_n) : NULL;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t u = 0; u < units; u++) {
             int64_t b = u / NH, h = u % NH;
@@ -886,6 +885,6 @@ void bmfm_attention_backward(float *dqkv, const float *dout, const float *qkv, c
             else
                 attn_bwd_scalar(dqkv, dout, qkv, out, lse, t0, T, h, N, NH, HS);
         }
-        bmfm_aligned_free(scratch);
+        bmfm_nn_scratch_done(1, scratch);
     }
 }

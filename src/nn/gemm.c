@@ -16,7 +16,6 @@
  */
 #include "nn/gemm.h"
 
-#include "base/alloc.h"
 #include "nn/nn.h"
 #include "nn/nn_internal.h"
 
@@ -113,32 +112,6 @@ static BMFM_AVX2 void gemm_panel_avx2(float *Cm, int64_t ldc, const float *A, in
     }
 }
 
-/* The packed B panels, kept per calling thread between calls: allocating
- * (zeroed, and above glibc's mmap threshold fresh pages each time) cost
- * ~8% of a training step in page faults and memset. Only buffers up to
- * WS_KEEP bytes are kept. */
-#define WS_KEEP ((size_t)256 << 20)
-static _Thread_local float *tl_ws;
-static _Thread_local size_t tl_ws_cap;
-
-static float *ws_get(size_t bytes)
-{
-    if (bytes <= tl_ws_cap)
-        return tl_ws;
-    if (bytes > WS_KEEP)
-        return bmfm_aligned_alloc(bytes);
-    bmfm_aligned_free(tl_ws);
-    tl_ws = bmfm_aligned_alloc(bytes);
-    tl_ws_cap = tl_ws ? bytes : 0;
-    return tl_ws;
-}
-
-static void ws_put(float *p)
-{
-    if (p != tl_ws)
-        bmfm_aligned_free(p);
-}
-
 int bmfm_gemm_invariant(float *Cm, const float *A, const float *B, const float *bias, int64_t M,
                         int64_t N, int64_t K, int transb, int add)
 {
@@ -148,7 +121,7 @@ int bmfm_gemm_invariant(float *Cm, const float *A, const float *B, const float *
     if (M <= 0 || N <= 0)
         return 0;
     int64_t np = (N + GC - 1) / GC;
-    float *Bp = ws_get(sizeof(float) * (size_t)(np * (K > 0 ? K : 1) * GC));
+    float *Bp = bmfm_nn_scratch(0, sizeof(float) * (size_t)(np * (K > 0 ? K : 1) * GC));
     if (!Bp)
         return -1;
     /* panel p, row k: B[k][p*64 .. p*64+63] with B = W^T (transb) or W */
@@ -179,7 +152,7 @@ int bmfm_gemm_invariant(float *Cm, const float *A, const float *B, const float *
         else
             gemm_panel_avx2(Cm, N, A, K, Bp + p * K * GC, K, r0, r1, c0, c1, bias, add);
     }
-    ws_put(Bp);
+    bmfm_nn_scratch_done(0, Bp);
     return 0;
 }
 
@@ -233,7 +206,7 @@ int bmfm_gemm_f64_nt(double *Cm, int64_t ldc, const double *A, int64_t lda, cons
     if (M <= 0 || N <= 0)
         return 0;
     int64_t np = (N + DC - 1) / DC;
-    double *Bp = (double *)ws_get(sizeof(double) * (size_t)(np * (K > 0 ? K : 1) * DC));
+    double *Bp = bmfm_nn_scratch(0, sizeof(double) * (size_t)(np * (K > 0 ? K : 1) * DC));
     if (!Bp)
         return -1;
     for (int64_t p = 0; p < np; p++) {
@@ -250,6 +223,6 @@ int bmfm_gemm_f64_nt(double *Cm, int64_t ldc, const double *A, int64_t lda, cons
         int64_t c0 = p * DC;
         gemm_f64_panel(Cm, ldc, A, lda, Bp + p * K * DC, K, M, c0, N - c0 < DC ? N - c0 : DC);
     }
-    ws_put((float *)Bp);
+    bmfm_nn_scratch_done(0, Bp);
     return 0;
 }

@@ -13,8 +13,6 @@
 #include "nn/nn.h"
 #include "nn/nn_internal.h"
 
-#include "base/alloc.h"
-
 #include <immintrin.h>
 #include <string.h>
 
@@ -116,14 +114,16 @@ int bmfm_matmul_forward_bf16(float *out, const float *inp, const float *weight, 
         return -1;
     /* OUTp: whole register tiles, so weight loads never leave the buffer */
     int64_t INp = (IN + 15) & ~(int64_t)15, OUTp = (OUT + CB - 1) / CB * CB;
-    uint16_t *Xb = bmfm_aligned_alloc(sizeof(uint16_t) * (size_t)(N * INp));
-    uint16_t *Wp = bmfm_aligned_alloc(sizeof(uint16_t) * (size_t)(INp * OUTp));
+    uint16_t *Xb = bmfm_nn_scratch(0, sizeof(uint16_t) * (size_t)(N * INp));
+    uint16_t *Wp = bmfm_nn_scratch(1, sizeof(uint16_t) * (size_t)(INp * OUTp));
     if (!Xb || !Wp) {
-        bmfm_aligned_free(Xb);
-        bmfm_aligned_free(Wp);
+        bmfm_nn_scratch_done(0, Xb);
+        bmfm_nn_scratch_done(1, Wp);
         return -1;
     }
-    /* Wp[k2][o][2] = bf16(W[o][2 k2 .. 2 k2 + 1]); padding stays zero */
+    /* Wp[k2][o][2] = bf16(W[o][2 k2 .. 2 k2 + 1]), zero padded (the buffer
+     * is reused: the padding is cleared here) */
+    memset(Wp, 0, sizeof(uint16_t) * (size_t)(INp * OUTp));
 #pragma omp parallel for schedule(static) if (OUT * IN > BMFM_NN_PAR_MIN)
     for (int64_t o = 0; o < OUT; o++)
         for (int64_t k = 0; k < IN; k++)
@@ -141,7 +141,7 @@ int bmfm_matmul_forward_bf16(float *out, const float *inp, const float *weight, 
             bf16_block(out, bias, Xb, INp, Wp, OUTp, r0, r1, o0, o1, OUT);
         }
     }
-    bmfm_aligned_free(Xb);
-    bmfm_aligned_free(Wp);
+    bmfm_nn_scratch_done(0, Xb);
+    bmfm_nn_scratch_done(1, Wp);
     return 0;
 }
