@@ -11,11 +11,32 @@
 
 #include "base/alloc.h"
 
+#include <pthread.h>
+
 #define SCRATCH_SLOTS 2
 #define SCRATCH_KEEP ((size_t)256 << 20) /* larger requests are not kept */
 
 static _Thread_local void *tl_buf[SCRATCH_SLOTS];
 static _Thread_local size_t tl_cap[SCRATCH_SLOTS];
+
+/* A thread's buffers are freed when it exits (OpenMP teams and helper
+ * threads come and go): a pthread key whose destructor runs on the exiting
+ * thread, where tl_buf is still that thread's. */
+static pthread_key_t g_key;
+static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
+static int g_key_ok;
+
+static void free_thread_buffers(void *unused)
+{
+    (void)unused;
+    for (int s = 0; s < SCRATCH_SLOTS; s++) {
+        bmfm_aligned_free(tl_buf[s]);
+        tl_buf[s] = NULL;
+        tl_cap[s] = 0;
+    }
+}
+
+static void make_key(void) { g_key_ok = pthread_key_create(&g_key, free_thread_buffers) == 0; }
 
 void *bmfm_nn_scratch(int slot, size_t bytes)
 {
@@ -25,6 +46,9 @@ void *bmfm_nn_scratch(int slot, size_t bytes)
         return tl_buf[slot];
     if (bytes > SCRATCH_KEEP)
         return bmfm_aligned_alloc(bytes);
+    pthread_once(&g_key_once, make_key);
+    if (g_key_ok)
+        pthread_setspecific(g_key, (void *)1); /* non-NULL: the destructor runs */
     bmfm_aligned_free(tl_buf[slot]);
     tl_buf[slot] = bmfm_aligned_alloc(bytes);
     tl_cap[slot] = tl_buf[slot] ? bytes : 0;
