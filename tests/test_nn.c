@@ -837,6 +837,50 @@ static void test_gemm_f64_nt(void **state)
     }
 }
 
+/* The weight-gradient GEMM C += A^T B: each element the k-ordered fma chain
+ * from its value in C, checked bit for bit against fmaf() in a plain loop,
+ * on the AVX-512 and AVX2 paths and with 1 and 2 threads, with tails of
+ * rows (not a multiple of 6 or of the 96-row blocks), columns (not a
+ * multiple of 64) and tokens (not a multiple of the 128-token chunks), and
+ * K = 1. */
+static void test_gemm_tn_accumulate(void **state)
+{
+    (void)state;
+    bmfm_isa best = bmfm_cpu_isa();
+    if (best < BMFM_ISA_AVX2)
+        skip(); /* the caller falls back to OpenBLAS: returns -1 */
+    bmfm_rng r;
+    bmfm_rng_seed(&r, 78, 0);
+    int64_t shapes[][3] = {{1152, 384, 300}, {97, 130, 257}, {7, 70, 5}, {13, 1, 129}, {100, 65, 1}, {6, 64, 128}};
+    int prev = omp_get_max_threads();
+    for (int sh = 0; sh < 6; sh++) {
+        int64_t M = shapes[sh][0], N = shapes[sh][1], K = shapes[sh][2];
+        float *A = randv(&r, K * M, 1), *B = randv(&r, K * N, 1), *C0 = randv(&r, M * N, 4);
+        float *want = malloc(sizeof(float) * (size_t)(M * N)), *C = malloc(sizeof(float) * (size_t)(M * N));
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                float acc = C0[i * N + j];
+                for (int64_t k = 0; k < K; k++) acc = fmaf(A[k * M + i], B[k * N + j], acc);
+                want[i * N + j] = acc;
+            }
+        for (int isa = BMFM_ISA_AVX2; isa <= (int)best; isa++)
+            for (int th = 1; th <= 2; th++) {
+                bmfm_set_isa((bmfm_isa)isa);
+                omp_set_num_threads(th);
+                memcpy(C, C0, sizeof(float) * (size_t)(M * N));
+                assert_int_equal(bmfm_gemm_tn_accumulate(C, A, B, M, N, K), 0);
+                for (int64_t t = 0; t < M * N; t++)
+                    if (memcmp(&want[t], &C[t], sizeof(float)))
+                        fail_msg("gemm_tn %lldx%lldx%lld isa %d threads %d: C[%lld][%lld] = %.9g, want %.9g",
+                                 (long long)M, (long long)N, (long long)K, isa, th, (long long)(t / N),
+                                 (long long)(t % N), C[t], want[t]);
+            }
+        free(A), free(B), free(C0), free(want), free(C);
+    }
+    bmfm_set_isa(best);
+    omp_set_num_threads(prev);
+}
+
 /* Runs every optimized kernel once; outputs are concatenated into res. */
 static int64_t run_all_kernels(float *res)
 {
@@ -1057,6 +1101,7 @@ int main(void)
         cmocka_unit_test(test_attention_packed_equals_per_cell),
         cmocka_unit_test(test_matmul_rows_invariant),
         cmocka_unit_test(test_gemm_f64_nt),
+        cmocka_unit_test(test_gemm_tn_accumulate),
         cmocka_unit_test(test_thread_invariance),
         cmocka_unit_test(test_pytorch_oracle),
     };

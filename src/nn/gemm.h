@@ -11,6 +11,12 @@
 int bmfm_gemm_invariant(float *Cm, const float *A, const float *B, const float *bias, int64_t M,
                         int64_t N, int64_t K, int transb, int add);
 
+/* C[M,N] += A[K,M]^T @ B[K,N] (the weight gradient dW += dout^T inp), all
+ * row-major and contiguous. Each element is a k-ordered FMA chain that
+ * starts from its value in C, whatever the tiling or the thread count.
+ * Returns 0, or -1 (C untouched) without AVX2. */
+int bmfm_gemm_tn_accumulate(float *Cm, const float *A, const float *B, int64_t M, int64_t N, int64_t K);
+
 /* C[M,N] = A[M,K] @ B[N,K]^T in double, row-major (leading dimensions lda,
  * ldb, ldc), each element a k-ordered FMA chain from zero. AVX-512 only (the
  * pairwise distances of src/eval, where OpenBLAS's dgemm with the AVX2

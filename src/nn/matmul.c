@@ -1,9 +1,13 @@
 /* matmul.c - linear layers (PyTorch weight layout [OUT, IN]), forward and
  * backward with accumulate semantics.
  *
- * Optimized paths: the forward and dinp go through gemm.c (own AVX-512/AVX2
- * kernel whose rows do not depend on the batch around them; bf16 on request,
- * matmul_bf16.c); dweight, and everything on pre-AVX2 CPUs, through
+ * Optimized paths: the forward, dinp and dweight go through gemm.c (own
+ * AVX-512/AVX2 kernels whose rows do not depend on the batch around them and
+ * whose dweight chains do not depend on the tiling; bf16 forward on request,
+ * matmul_bf16.c). Our dweight kernel replaced OpenBLAS's because with the
+ * AVX2 kernels that OPENBLAS_CORETYPE=Haswell selects on AVX-512 CPUs
+ * OpenBLAS took twice as long as our dinp for the same FLOPs (docs/training.md).
+ * On pre-AVX2 CPUs everything runs through
  * OpenBLAS cblas_sgemm, called single-threaded on fixed tiles that OpenMP
  * distributes. Debian's OpenBLAS is the pthread
  * build, with a second thread pool whose idle threads spin (sched_yield)
@@ -71,7 +75,8 @@ void bmfm_matmul_backward_ref(float *dinp, float *dweight, float *dbias, const f
 
 /* ---- optimized: OpenMP over fixed tiles, single-threaded OpenBLAS inside ---- */
 
-/* Tile sizes (fixed, so results never depend on the thread count). Output
+/* Tile sizes of the OpenBLAS path (pre-AVX2 CPUs; fixed, so results never
+ * depend on the thread count). Output
  * tiles of MB x NB for the forward and dinp; dweight splits the token
  * dimension into KC-chunks taken in order, with OB x IB tiles in parallel
  * inside each chunk. */
@@ -152,7 +157,7 @@ void bmfm_matmul_backward(float *dinp, float *dweight, float *dbias, const float
     bmfm_blas_threads_begin();
     if (dinp && bmfm_gemm_invariant(dinp, dout, weight, NULL, N, IN, OUT, 0, 1) != 0)
         gemm_tiled(0, N, IN, OUT, dout, OUT, weight, IN, 1.0f, dinp, IN);
-    if (dweight) {
+    if (dweight && bmfm_gemm_tn_accumulate(dweight, dout, inp, OUT, IN, N) != 0) {
         int64_t to = cdiv(OUT, OB), ti = cdiv(IN, IB);
         for (int64_t k0 = 0; k0 < N; k0 += KC) { /* token chunks in order */
             int64_t kc = N - k0 < KC ? N - k0 : KC;

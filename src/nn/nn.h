@@ -14,8 +14,8 @@
  * threads: every reduction has a fixed partition and order. Per-token kernels
  * (projection forward and dinp, norms, activations, attention per cell) give
  * a cell's rows the same bits whether the cell is alone or in any batch (on
- * AVX2/AVX-512 CPUs; the projections use an own row-invariant GEMM there and
- * OpenBLAS elsewhere and for dweight).
+ * AVX2/AVX-512 CPUs; the projections and their weight gradients use own
+ * GEMMs there, and OpenBLAS elsewhere).
  *
  * Implementations: matmul.c, gemm.c, matmul_bf16.c, norm.c, activation.c,
  * attention.c, embed.c, expr_encoder.c, cpu.c (one concern per file).
