@@ -235,18 +235,18 @@ int bmfm_gemm_f64_nt(double *Cm, int64_t ldc, const double *A, int64_t lda, cons
  * not depend on the tiling or the thread count, and the AVX-512 and AVX2
  * tiles give the same bits.
  *
- * A thread takes a block of TM rows of C at a time and goes through K in
- * chunks of TKC tokens: it packs the block's rows of A into strips of GR
- * rows ([TM/GR][kc][GR]: a tile's broadcasts are consecutive) and the chunk
- * of B into panels of GC columns ([N/GC][kc][GC]), both in its own buffer,
- * then runs the block's register tiles over each panel; a tile loads its
- * accumulators from C at the start of a chunk and stores them at its end.
- * Read in place instead (rows of A and B at a stride of M and N floats, a
- * new page every few tokens), the same register tile ran at 45-54 % of the
- * sgemm peak; packed once per chunk into buffers shared by the threads, it
- * ran at 80 % on one thread but 52 % on two (each thread read half its
- * packed data from the other core's cache, and three barriers per chunk). */
-#define TM 96   /* rows per work unit (a multiple of GR) */
+ * Each thread owns an equal share of C's GR-row strips and goes through K
+ * in chunks of TKC tokens. Per chunk it packs B into panels of GC columns
+ * ([N/GC][kc][GC]) in its own buffer, then for each block of up to TM of
+ * its rows packs their values of A into strips of GR rows ([TM/GR][kc][GR]:
+ * a tile's broadcasts are consecutive) and runs the block's register tiles
+ * over each panel; a tile loads its accumulators from C at the start of a
+ * chunk and stores them at its end. Alternatives measured (bench/RESULTS.md,
+ * 2026-12-08): A and B read in place (strided rows, a new page every few
+ * tokens) 45-54 % of the sgemm peak; one packed copy per chunk shared by the
+ * threads, with barriers, 80 % on one thread but 52 % on two; B packed again
+ * for every block of rows, a quarter of the time in packing. */
+#define TM 96   /* rows per block (a multiple of GR) */
 #define TKC 128 /* tokens per chunk: a panel's chunk is 32 KB, in L1 */
 
 /* rows [r0, r1) of panel p; Ap: the strip of row r0, Bp: the panel, kc tokens */
