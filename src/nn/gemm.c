@@ -398,6 +398,12 @@ int bmfm_gemm_tn_accumulate(float *Cm, const float *A, const float *B, int64_t M
     float *buf = bmfm_nn_scratch(0, sizeof(float) * (size_t)(nt * per));
     if (!buf)
         return -1;
+    int wide = isa >= BMFM_ISA_AVX512;
+    void (*pack_b)(float *, const float *, int64_t, int64_t, int64_t) = wide ? pack_b_512 : pack_b_avx2;
+    void (*pack_a)(float *, const float *, int64_t, int64_t, int64_t, int64_t, int64_t) =
+        wide ? pack_a_512 : pack_a_avx2;
+    void (*unit)(float *, int64_t, const float *, const float *, int64_t, int64_t, int64_t, int64_t, int64_t) =
+        wide ? gemm_tn_unit : gemm_tn_unit_avx2;
 #pragma omp parallel if (par)
     {
         /* thread id owns the strips [s0, s1): one pass over B per thread and
@@ -409,22 +415,13 @@ int bmfm_gemm_tn_accumulate(float *Cm, const float *A, const float *B, int64_t M
         float *Bp = buf + id * per, *Ap = Bp + kmax * np * GC;
         for (int64_t k0 = 0; k0 < K && m0 < m1; k0 += TKC) {
             int64_t kc = K - k0 < TKC ? K - k0 : TKC;
-            if (isa >= BMFM_ISA_AVX512)
-                pack_b_512(Bp, B, N, k0, kc);
-            else
-                pack_b_avx2(Bp, B, N, k0, kc);
+            pack_b(Bp, B, N, k0, kc);
             for (int64_t r0 = m0; r0 < m1; r0 += TM) {
                 int64_t r1 = r0 + TM < m1 ? r0 + TM : m1;
-                if (isa >= BMFM_ISA_AVX512)
-                    pack_a_512(Ap, A, M, k0, kc, r0, r1);
-                else
-                    pack_a_avx2(Ap, A, M, k0, kc, r0, r1);
+                pack_a(Ap, A, M, k0, kc, r0, r1);
                 for (int64_t p = 0; p < np; p++) {
                     int64_t c0 = p * GC, c1 = c0 + GC < N ? c0 + GC : N;
-                    if (isa >= BMFM_ISA_AVX512)
-                        gemm_tn_unit(Cm, N, Ap, Bp + p * kc * GC, kc, r0, r1, c0, c1);
-                    else
-                        gemm_tn_unit_avx2(Cm, N, Ap, Bp + p * kc * GC, kc, r0, r1, c0, c1);
+                    unit(Cm, N, Ap, Bp + p * kc * GC, kc, r0, r1, c0, c1);
                 }
             }
         }

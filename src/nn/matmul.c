@@ -154,10 +154,15 @@ void bmfm_matmul_backward(float *dinp, float *dweight, float *dbias, const float
 {
     if (N <= 0 || IN <= 0 || OUT <= 0)
         return;
-    bmfm_blas_threads_begin();
-    if (dinp && bmfm_gemm_invariant(dinp, dout, weight, NULL, N, IN, OUT, 0, 1) != 0)
+    /* OpenBLAS (pinned to one thread inside our tiles) only where our GEMMs
+     * decline: pre-AVX2 CPUs or no memory for their packing buffers */
+    if (dinp && bmfm_gemm_invariant(dinp, dout, weight, NULL, N, IN, OUT, 0, 1) != 0) {
+        bmfm_blas_threads_begin();
         gemm_tiled(0, N, IN, OUT, dout, OUT, weight, IN, 1.0f, dinp, IN);
+        bmfm_blas_threads_end();
+    }
     if (dweight && bmfm_gemm_tn_accumulate(dweight, dout, inp, OUT, IN, N) != 0) {
+        bmfm_blas_threads_begin();
         int64_t to = cdiv(OUT, OB), ti = cdiv(IN, IB);
         for (int64_t k0 = 0; k0 < N; k0 += KC) { /* token chunks in order */
             int64_t kc = N - k0 < KC ? N - k0 : KC;
@@ -171,8 +176,8 @@ void bmfm_matmul_backward(float *dinp, float *dweight, float *dbias, const float
                             (blasint)IN);
             }
         }
+        bmfm_blas_threads_end();
     }
-    bmfm_blas_threads_end();
     if (dbias)
         colsum_accumulate(dbias, dout, N, OUT);
 }
